@@ -1,0 +1,313 @@
+"""The `nasx` command line: the composition root, the only nasx module that imports the plug-ins.
+
+Every command takes ``--json`` for machine-readable output on stdout. Bad input (an unknown
+space, preset or choice, malformed JSON or budget, an infeasible budget) prints one line
+``nasx: error: ...`` on stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import search_spaces
+from nasx.budget import Budget, format_amount, parse_budget, sample_admitted
+from nasx.costs import Costs
+from nasx.errors import ArchFormatError, NasxError, UnknownPresetError, UnknownSpaceError
+from nasx.space import Arch, SearchSpace, describe_options
+
+__all__ = ["main"]
+
+BITS = (4, 8, 16, 32)
+
+
+# --- resolving user input ----------------------------------------------------------------------
+def make_space(spec: str, bits: tuple[int, ...] | None = None) -> SearchSpace:
+    """``"nasnet"`` or ``"nasnet:cifar"`` -> the space value (family default bits unless given)."""
+    family, _, variant = spec.partition(":")
+    if family not in search_spaces.SPACES:
+        raise UnknownSpaceError(f'unknown space "{spec}"; expected one of {", ".join(search_spaces.SPACES)}')
+    factory = search_spaces.SPACES[family]
+    variant = variant or search_spaces.SKELETONS[family][0]
+    return factory(variant) if bits is None else factory(variant, bits=bits)
+
+
+def load_arch(space_spec: str | None, text: str) -> tuple[SearchSpace, Arch]:
+    """Resolve ``--arch``: a preset name, a JSON file, inline JSON, or an NB201 arch string."""
+    preset = search_spaces.PRESETS.get(text)
+    if preset is not None:
+        family = space_spec.partition(":")[0] if space_spec else preset.space.name
+        if family != preset.space.name:
+            raise UnknownPresetError(
+                f'preset "{text}" belongs to space "{preset.space.name}", not "{family}"; '
+                f"drop --space or use --space {preset.space.name}"
+            )
+        return preset.space, preset.arch
+    if space_spec is None:
+        raise UnknownPresetError(
+            f'"{text}" is not a preset; give --space with an architecture file, or a preset '
+            f"({', '.join(search_spaces.PRESETS)})"
+        )
+    stripped = text.strip()
+    if stripped.startswith("|"):
+        space = make_space(space_spec)
+        if space.name != "nb201":
+            raise ArchFormatError(
+                f'"{text}" looks like an NB201 arch string, but the space is "{space_spec}"'
+            )
+        return space, search_spaces.nb201.from_string(stripped, space)
+    if stripped.startswith(("{", "[")):
+        raw = stripped
+    else:
+        path = Path(text)
+        if not path.is_file():
+            family = space_spec.partition(":")[0]
+            names = [n for n, p in search_spaces.PRESETS.items() if p.space.name == family]
+            raise UnknownPresetError(
+                f'"{text}" is neither a preset of "{family}" ({", ".join(names) or "none"}) nor an existing JSON file'
+            )
+        raw = path.read_text()
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        meta = None  # Arch.from_json reports the position
+    if isinstance(meta, dict) and isinstance(meta.get("arch"), dict):
+        if "space" in meta and meta["space"] != space_spec.partition(":")[0]:
+            raise ArchFormatError(f'architecture "{text}" is for space "{meta["space"]}", not "{space_spec}"')
+        if "variant" in meta and ":" not in space_spec:
+            space_spec = f"{space_spec}:{meta['variant']}"
+    space = make_space(space_spec)
+    return space, space.validate(Arch.from_json(raw))
+
+
+def parse_bits(text: str) -> tuple[int, ...]:
+    try:
+        bits = tuple(sorted({int(b) for b in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'bits "{text}": expected comma-separated integers, e.g. 8,32'
+        ) from None
+    if not bits or any(b not in BITS for b in bits):
+        raise argparse.ArgumentTypeError(f'bits "{text}": each must be one of {", ".join(map(str, BITS))}')
+    return bits
+
+
+def _budget(text: str) -> Budget:
+    try:
+        return parse_budget(text)
+    except NasxError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# --- rendering ---------------------------------------------------------------------------------
+def _bytes(n: int) -> str:
+    return f"{format_amount(n)}B"
+
+
+def costs_json(costs: Costs) -> dict[str, int | float]:
+    return costs.to_dict()
+
+
+def _costs_table(title: str, costs: Costs) -> Table:
+    table = Table(title=title, show_header=True)
+    table.add_column("cost")
+    table.add_column("value", justify="right")
+    table.add_column("exact", justify="right")
+    table.add_row("MACs (flops)", format_amount(costs.macs), f"{costs.macs:,}")
+    table.add_row("params", format_amount(costs.params), f"{costs.params:,}")
+    table.add_row("weight size", _bytes(costs.weight_bytes), f"{costs.weight_bytes:,} B")
+    table.add_row("peak activations", _bytes(costs.activation_bytes), f"{costs.activation_bytes:,} B")
+    table.add_row("layers", str(costs.layers), str(costs.layers))
+    if costs.latency_ms is not None:
+        table.add_row("latency", f"{costs.latency_ms:.3g} ms", f"{costs.latency_ms} ms")
+    return table
+
+
+def _emit_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+# --- commands ----------------------------------------------------------------------------------
+def cmd_spaces(args: argparse.Namespace) -> int:
+    if args.space:
+        space = make_space(args.space)
+        choices = [
+            {
+                "name": c.name,
+                "options": list(c.options),
+                "default": c.default,
+                "doc": c.doc,
+            }
+            for c in space.choices
+        ]
+        if args.json:
+            _emit_json({"space": space.name, "variant": space.variant, "choices": choices})
+            return 0
+        table = Table(
+            title=f"{space.name}:{space.variant} — {len(choices)} choices, 10^{space.log10_size():.1f} architectures"
+        )
+        for col in ("choice", "options", "default", "meaning"):
+            table.add_column(col)
+        for c in space.choices:
+            table.add_row(
+                c.name,
+                describe_options(c.options, limit=6),
+                "" if c.default is None else str(c.default),
+                c.doc,
+            )
+        Console().print(table)
+        return 0
+    rows = []
+    for family in search_spaces.SPACES:
+        space = make_space(family)
+        rows.append(
+            {
+                "space": family,
+                "variants": list(search_spaces.SKELETONS[family]),
+                "resolution": space.resolution,
+                "choices": len(space.choices),
+                "size": space.size(),
+                "log10_size": round(space.log10_size(), 2),
+                "presets": [n for n, p in search_spaces.PRESETS.items() if p.space.name == family],
+            }
+        )
+    if args.json:
+        _emit_json(rows)
+        return 0
+    table = Table(title="search spaces (nasx spaces --space NAME: choices)")
+    table.add_column("space", no_wrap=True)
+    table.add_column("variants", no_wrap=True)
+    table.add_column("px", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("presets", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r["space"],
+            "\n".join(r["variants"]),
+            str(r["resolution"]),
+            f"10^{r['log10_size']:.1f}",
+            "\n".join(r["presets"]),
+            end_section=True,
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    space, arch = load_arch(args.space, args.arch)
+    costs = space.costs(arch, args.resolution)
+    resolution = args.resolution or arch.get("resolution", space.resolution)
+    if args.json:
+        _emit_json(
+            {
+                "space": space.name,
+                "variant": space.variant,
+                "resolution": resolution,
+                "fingerprint": arch.fingerprint,
+                **costs_json(costs),
+            }
+        )
+        return 0
+    Console().print(_costs_table(f"{space.name}:{space.variant} at {resolution} px — {args.arch}", costs))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    space = make_space(args.space, args.bits)
+    rng = np.random.default_rng(args.seed)
+    if args.budget is None:
+        archs = list(dict.fromkeys(space.sample(rng) for _ in range(args.n)))
+    else:
+        archs = sample_admitted(space, args.budget, rng, args.n, resolution=args.resolution)
+    if len(archs) < args.n:
+        print(f"nasx: warning: found {len(archs)} distinct architectures, not {args.n}", file=sys.stderr)
+    if args.json:
+        _emit_json(
+            {
+                "space": space.name,
+                "variant": space.variant,
+                "budget": None if args.budget is None else str(args.budget),
+                "seed": args.seed,
+                "archs": [
+                    {
+                        "fingerprint": a.fingerprint,
+                        "arch": a.to_dict(),
+                        "costs": costs_json(space.costs(a, args.resolution)),
+                    }
+                    for a in archs
+                ],
+            }
+        )
+        return 0
+    for arch in archs:
+        sys.stdout.write(arch.to_json() + "\n")
+    return 0
+
+
+# --- argument parsing --------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit status 2 (argparse would print the whole usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"nasx: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nasx",
+        description="Neural architecture search and compression on JAX. "
+        "Budgets: 600M-flops (multiply-accumulates), 5.3M-params, 4MB-size, 20ms-latency, 60-layers.",
+    )
+    from nasx import __version__
+
+    parser.add_argument("--version", action="version", version=f"nasx {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    spaces_help = (
+        f"search space: {', '.join(search_spaces.SPACES)} (optionally NAME:VARIANT, e.g. nasnet:cifar)"
+    )
+
+    p = sub.add_parser("spaces", help="list search spaces, or one space's choices")
+    p.add_argument("--space", help=spaces_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=cmd_spaces)
+
+    p = sub.add_parser("cost", help="analytic costs (MACs, params, bytes, memory) of an architecture")
+    p.add_argument("--space", help=spaces_help + "; optional with a preset")
+    p.add_argument("--arch", required=True, help="preset name, JSON file, inline JSON, or NB201 arch string")
+    p.add_argument("--resolution", type=int, help="input side in px (default: the space's deployment size)")
+    p.add_argument("--json", action="store_true", help="print JSON (keys macs, params, weight_bytes, ...)")
+    p.set_defaults(run=cmd_cost)
+
+    p = sub.add_parser("sample", help="random valid architectures within a budget, one JSON per line")
+    p.add_argument("--space", required=True, help=spaces_help)
+    p.add_argument("--budget", type=_budget, help="e.g. 600M-flops or 600M-flops,5M-params")
+    p.add_argument("-n", type=int, default=1, help="how many distinct architectures (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resolution", type=int, help="px at which the budget applies (default: deployment size)")
+    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
+    p.add_argument("--json", action="store_true", help="print one JSON object with costs")
+    p.set_defaults(run=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except NasxError as e:
+        print(f"nasx: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `nasx sample -n 1000 | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

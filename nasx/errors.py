@@ -1,0 +1,56 @@
+"""Typed errors: every bad input raises a `NasxError` subclass whose message names the value.
+
+The CLI prints `str(error)` on one line and exits with status 2, so messages say what was wrong
+and what is accepted, e.g. ``budget "600Q-flops": unknown unit "Q"; use K, M, G or T``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NasxError",
+    "InvalidArchError",
+    "ArchFormatError",
+    "UnknownSpaceError",
+    "UnknownPresetError",
+    "BudgetParseError",
+    "BudgetCostError",
+    "InfeasibleBudgetError",
+]
+
+
+class NasxError(Exception):
+    """Base class of every error nasx raises on bad input."""
+
+
+class InvalidArchError(NasxError, ValueError):
+    """An architecture does not fit its search space (missing, extra or out-of-range choice)."""
+
+
+class ArchFormatError(NasxError, ValueError):
+    """An architecture file or string is not valid JSON / not a mapping of choices."""
+
+
+class UnknownSpaceError(NasxError, KeyError):
+    """A search space name is not one nasx knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownPresetError(NasxError, KeyError):
+    """A preset name is not defined for the search space."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class BudgetParseError(NasxError, ValueError):
+    """A budget string is malformed."""
+
+
+class BudgetCostError(NasxError, ValueError):
+    """A budget constrains a cost the space or setting cannot measure (e.g. latency without a table)."""
+
+
+class InfeasibleBudgetError(NasxError, ValueError):
+    """No architecture of the space satisfies the budget."""

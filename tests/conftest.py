@@ -1,0 +1,32 @@
+"""Test set-up: 4 fake CPU devices, strict dtypes, a persistent compilation cache.
+
+The environment is set before anything imports JAX, as the devices are fixed at first use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "nasx-tests-jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+REPO = Path(__file__).resolve().parents[1]
+NB201_DIR = Path(os.environ.get("NASX_NB201", REPO.parent / "shared" / "data" / "nb201"))
+
+
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
+    """The third-party NB201 table (never copied into the repo); tests using it skip without it."""
+    path = NB201_DIR / "nb201.csv"
+    if not path.is_file():
+        pytest.skip(f"NB201 table not found at {path} (set NASX_NB201 to its folder)")
+    return path
