@@ -8,6 +8,8 @@ space, preset or choice, malformed JSON or budget, an infeasible budget) prints 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -20,7 +22,7 @@ from rich.table import Table
 import search_spaces
 from nasx.budget import Budget, format_amount, parse_budget, sample_admitted
 from nasx.costs import Costs
-from nasx.errors import ArchFormatError, NasxError, UnknownPresetError, UnknownSpaceError
+from nasx.errors import ArchFormatError, DatasetError, NasxError, UnknownPresetError, UnknownSpaceError
 from nasx.space import Arch, SearchSpace, describe_options
 
 __all__ = ["main"]
@@ -37,6 +39,58 @@ def make_space(spec: str, bits: tuple[int, ...] | None = None) -> SearchSpace:
     factory = search_spaces.SPACES[family]
     variant = variant or search_spaces.SKELETONS[family][0]
     return factory(variant) if bits is None else factory(variant, bits=bits)
+
+
+def proxy_space(spec: str, *, bits: tuple[int, ...] | None, num_classes: int, width_mult: float | None):
+    """The space a supernet trains on: the family's CIFAR-size variant unless one is named."""
+    family, _, variant = spec.partition(":")
+    if family not in search_spaces.SPACES:
+        raise UnknownSpaceError(f'unknown space "{spec}"; expected one of {", ".join(search_spaces.SPACES)}')
+    if not variant:
+        variant = (
+            "cifar" if "cifar" in search_spaces.SKELETONS[family] else search_spaces.SKELETONS[family][0]
+        )
+    kwargs: dict = {} if bits is None else {"bits": bits}
+    if width_mult is not None:
+        if "width_mult" not in inspect.signature(search_spaces.SPACES[family]).parameters:
+            raise UnknownSpaceError(f'space "{family}" has no width multiplier; drop --width-mult')
+        kwargs["width_mult"] = width_mult
+    space = search_spaces.SPACES[family](variant, **kwargs)
+    if space.num_classes != num_classes:
+        if not hasattr(space, "skeleton"):
+            raise DatasetError(
+                f"the dataset has {num_classes} classes but space {family}:{variant} has {space.num_classes}; "
+                "choose the variant that matches (e.g. nb201:cifar100)"
+            )
+        skeleton = dataclasses.replace(space.skeleton, num_classes=num_classes)
+        space = dataclasses.replace(space, skeleton=skeleton)
+    return space
+
+
+def supernet_factory(family: str):
+    """The supernet class of a family, imported only when needed (it imports JAX)."""
+    if family == "nasnet":
+        from search_spaces.nasnet_supernet import NasnetSupernet
+
+        return NasnetSupernet
+    if family == "mobilenet":
+        from search_spaces.mobilenet_supernet import MobileNetSupernet
+
+        return MobileNetSupernet
+    if family == "resnet":
+        from search_spaces.resnet_supernet import ResNetSupernet
+
+        return ResNetSupernet
+    from search_spaces.nb201_supernet import Nb201Supernet
+
+    return Nb201Supernet
+    if family == "resnet":
+        from search_spaces.resnet_supernet import ResNetSupernet
+
+        return ResNetSupernet
+    from search_spaces.nb201_supernet import Nb201Supernet
+
+    return Nb201Supernet
 
 
 def load_arch(space_spec: str | None, text: str) -> tuple[SearchSpace, Arch]:
@@ -251,6 +305,86 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_supernet(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nasx import data as datasets
+    from nasx.evaluate import accuracy
+    from nasx.sampling import extreme
+    from nasx.supernet import build, count_params, functional
+    from nasx.train import TrainConfig, train
+
+    family = args.space.partition(":")[0]
+    probe = proxy_space(args.space, bits=args.bits, num_classes=10, width_mult=args.width_mult)
+    data = datasets.load(args.data, size=args.image_size or probe.resolution, seed=args.seed)
+    space = proxy_space(args.space, bits=args.bits, num_classes=data.num_classes, width_mult=args.width_mult)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        archs_per_step=args.archs_per_step,
+        sampling=args.sampling,
+        learning_rate=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    supernet = build(supernet_factory(family), space, seed=args.seed)
+    meta = {
+        "space": family,
+        "variant": space.variant,
+        "bits": list(args.bits) if args.bits else None,
+        "width_mult": args.width_mult,
+        "data": args.data,
+        "num_classes": data.num_classes,
+        "resolution": data.image_size,
+    }
+    out = Path(args.out).expanduser().resolve()
+    columns = (
+        TextColumn("[bold]step {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.2f}  {task.fields[ips]:.0f} img/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    err = Console(stderr=True)
+    err.print(
+        f"training the {space.name}:{space.variant} supernet ({count_params(supernet):,} params) on "
+        f"{data.name} ({len(data.x_train)} images, {data.image_size} px), {config.sampling} sampling -> {out}"
+    )
+    with Progress(*columns, console=err, disable=args.json) as bar:
+        task = bar.add_task("train", total=config.steps, loss=float("nan"), acc=0.0, ips=0.0)
+
+        def on_step(step: int, m: dict[str, float]) -> None:
+            bar.update(task, completed=step, loss=m["loss"], acc=m["acc_first"], ips=m["images_per_s"])
+
+        result = train(supernet, data, config, out_dir=out, resume=args.resume, meta=meta, on_step=on_step)
+    _, _, apply = functional(supernet)
+    archs = {"largest": extreme(space, "largest"), "smallest": extreme(space, "smallest")}
+    acc = accuracy(apply, result.params, space, list(archs.values()), data)
+    summary = {
+        "run_dir": str(out),
+        **meta,
+        "steps": result.step,
+        "params": count_params(supernet),
+        "test_accuracy": {name: float(a) for name, a in zip(archs, acc, strict=True)},
+        "archs": {name: a.to_dict() for name, a in archs.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.json:
+        _emit_json(summary)
+        return 0
+    table = Table(
+        title=f"{space.name}:{space.variant} supernet after {result.step} steps (BN re-calibrated per subnet)"
+    )
+    table.add_column("subnet")
+    table.add_column("test accuracy", justify="right")
+    table.add_column("MACs", justify="right")
+    for name, a in zip(archs, acc, strict=True):
+        table.add_row(name, f"{a:.1%}", format_amount(space.costs(archs[name]).macs))
+    Console().print(table)
+    Console().print(f"checkpoint and metrics.jsonl in {out}")
+    return 0
+
+
 # --- argument parsing --------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, exit status 2 (argparse would print the whole usage)."""
@@ -294,6 +428,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
     p.add_argument("--json", action="store_true", help="print one JSON object with costs")
     p.set_defaults(run=cmd_sample)
+    p = sub.add_parser(
+        "train-supernet",
+        help="train a weight-sharing supernet (one compile for every subnet) and checkpoint it",
+        description="Trains the space's supernet on its CIFAR-size (32 px) variant. Output: DIR/checkpoints "
+        "(Orbax), DIR/metrics.jsonl, DIR/summary.json.",
+    )
+    p.add_argument("--space", required=True, help=spaces_help + "; default variant: cifar")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits (default, embedded), cifar10:PATH, cifar100:PATH, npz:PATH, synthetic",
+    )
+    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics)")
+    p.add_argument(
+        "--sampling",
+        choices=("sandwich", "sorted", "uniform"),
+        default="sandwich",
+        help="which subnets each step trains (default sandwich)",
+    )
+    p.add_argument("--archs-per-step", type=int, default=4, help="subnets trained per step (default 4)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate, cosine schedule (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
+    p.add_argument("--width-mult", type=float, help="scale the fixed widths of the skeleton (mobilenet)")
+    p.add_argument("--image-size", type=int, help="train and test at this many px (default: the space's, 32)")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(run=cmd_train_supernet)
     return parser
 
 

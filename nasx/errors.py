@@ -54,3 +54,7 @@ class BudgetCostError(NasxError, ValueError):
 
 class InfeasibleBudgetError(NasxError, ValueError):
     """No architecture of the space satisfies the budget."""
+
+
+class DatasetError(NasxError, ValueError):
+    """A dataset is missing or not in the expected format (the message names the path and format)."""

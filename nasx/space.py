@@ -223,6 +223,7 @@ class SearchSpace(Protocol):
     def validate(self, arch: Mapping[str, Value]) -> Arch: ...
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch: ...
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch: ...
+    def complete(self, preferred: Mapping[str, Value], rng: np.random.Generator) -> Arch: ...
     def encode(self, arch: Arch) -> np.ndarray: ...
     def decode(self, vector: np.ndarray) -> Arch: ...
 
@@ -272,7 +273,7 @@ class AbstractSearchSpace(abc.ABC):
 
     def sample(self, rng: np.random.Generator) -> Arch:
         """A uniformly chosen option for every active choice, walked in order."""
-        return self._complete({}, rng)
+        return self.complete({}, rng)
 
     def validate(self, arch: Mapping[str, Value]) -> Arch:
         """Check `arch` against the space and return its canonical `Arch`.
@@ -348,7 +349,7 @@ class AbstractSearchSpace(abc.ABC):
             new = neighbours[rng.integers(len(neighbours))]
         else:
             new = others[rng.integers(len(others))]
-        return self._complete({**arch, choice.name: new}, rng)
+        return self.complete({**arch, choice.name: new}, rng)
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
         """Uniform crossover: each choice from `a` or `b` at random, then repaired to validity."""
@@ -359,7 +360,7 @@ class AbstractSearchSpace(abc.ABC):
                 preferred[choice.name] = first[choice.name]
             elif choice.name in second:
                 preferred[choice.name] = second[choice.name]
-        return self._complete(preferred, rng)
+        return self.complete(preferred, rng)
 
     def encode(self, arch: Arch) -> np.ndarray:
         """Integer vector, one entry per choice: the option index, or -1 where inactive."""
@@ -395,8 +396,10 @@ class AbstractSearchSpace(abc.ABC):
             values[choice.name] = value
         return self.canonical(Arch(values))
 
-    def _complete(self, preferred: Mapping[str, Value], rng: np.random.Generator) -> Arch:
-        """Walk the choices in order, keeping preferred values that are allowed.
+    def complete(self, preferred: Mapping[str, Value], rng: np.random.Generator) -> Arch:
+        """The valid architecture nearest to `preferred` (a partial or invalid assignment).
+
+        Walks the choices in order, keeping preferred values that are allowed.
 
         A preferred number that is no longer allowed moves to the nearest allowed option; any
         other missing or disallowed value is drawn uniformly from the allowed options.

@@ -22,6 +22,11 @@ Choices, in order (``D`` = a stage's largest depth):
   ``s{s}.b{j}.bits`` for j = 1..D; block j's choices exist only when ``s{s}.depth >= j``;
 * ``bits.head``: weight bits of the final expansion conv, the feature mix and the classifier.
 
+A width multiplier (``space(..., width_mult=0.5)``) scales every fixed width of the skeleton (stem,
+first block, stages, head) by the MobileNet rule ``make_divisible(width * width_mult, 8)``, as in
+MobileNetV2/V3 and OFA; the choices do not depend on it, so an architecture transfers between
+widths, and the costs follow the scaled widths. It makes CPU-sized proxy supernets.
+
 Bits choices default to 32 and are omitted when ``bits == (32,)``. The ``cifar`` skeleton carries
 the ``resolution`` choice (so its choices equal ``imagenet``'s) but its costs are at its fixed
 32 px: the choice only matters once the architecture is deployed on the ``imagenet`` skeleton.
@@ -41,6 +46,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import operator
@@ -61,6 +67,8 @@ __all__ = [
     "space",
     "mbconv_costs",
     "make_divisible",
+    "squeeze_width",
+    "scale_widths",
     "PRESETS",
 ]
 
@@ -75,6 +83,15 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     """
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def squeeze_width(c_in: int, mid: int, rule: str = "mid") -> int:
+    """Squeeze-excitation width of a block with input `c_in` and `mid` expanded channels.
+
+    ``"mid"``: make_divisible(mid / 4, 8) (MobileNetV3, OFA); ``"input"``: max(1, c_in // 4)
+    (EfficientNet).
+    """
+    return make_divisible(mid / 4) if rule == "mid" else max(1, c_in // 4)
 
 
 @dataclass(frozen=True)
@@ -221,6 +238,28 @@ SKELETONS: dict[str, Skeleton] = {
 """Variant name -> skeleton; the first is the default."""
 
 
+def scale_widths(skeleton: Skeleton, width_mult: float) -> Skeleton:
+    """`skeleton` with every fixed width scaled to ``make_divisible(width * width_mult, 8)``.
+
+    Stem, first block, stages, final expansion conv and feature mix (0 stays 0) are scaled;
+    ``width_mult == 1`` returns `skeleton` itself, whatever its widths.
+    """
+    if width_mult == 1.0:
+        return skeleton
+
+    def scaled(width: int) -> int:
+        return make_divisible(width * width_mult) if width else 0
+
+    return dataclasses.replace(
+        skeleton,
+        stem_width=scaled(skeleton.stem_width),
+        first_width=scaled(skeleton.first_width),
+        stages=tuple(dataclasses.replace(s, width=scaled(s.width)) for s in skeleton.stages),
+        head_width=scaled(skeleton.head_width),
+        mix_width=scaled(skeleton.mix_width),
+    )
+
+
 @functools.cache
 def _mbconv_terms(
     c_in: int, c_out: int, kernel: int, expand: int, stride: int, se: bool, bits: int, se_squeeze: str
@@ -243,7 +282,7 @@ def _mbconv_terms(
         parts.append(conv2d(c_in, mid, 1, 1, bits=bits))
         macs_in = parts[-1].macs
     if se:
-        squeeze = make_divisible(mid / 4) if se_squeeze == "mid" else max(1, c_in // 4)
+        squeeze = squeeze_width(c_in, mid, se_squeeze)
         excite = conv2d(mid, squeeze, 1, 1, bits=bits, bias=True, bn=False, layers=0)
         scale = conv2d(squeeze, mid, 1, 1, bits=bits, bias=True, bn=False, layers=0)
         parts += [excite, scale]
@@ -356,15 +395,25 @@ class MobileNetSpace(AbstractSearchSpace):
       skeleton: the fixed macro structure (a value of `SKELETONS` or a custom one).
       bits: weight bit-widths to choose from; ``(32,)`` means no quantization choice.
       name: family name.
+      width_mult: multiplier of every fixed width of the skeleton (`scale_widths`); the choices
+        do not depend on it, the costs (and the networks) follow `scaled`.
     """
 
     skeleton: Skeleton
     bits: tuple[int, ...] = (4, 8, 16, 32)
     name: str = "mobilenet"
+    width_mult: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.bits or min(self.bits) < 1:
             raise ValueError(f"mobilenet: bit-widths {self.bits} must be >= 1")
+        if not self.width_mult > 0:
+            raise ValueError(f"mobilenet: width multiplier {self.width_mult} must be > 0")
+
+    @functools.cached_property
+    def scaled(self) -> Skeleton:
+        """The skeleton at `width_mult`: the fixed widths the network actually has."""
+        return scale_widths(self.skeleton, self.width_mult)
 
     @property
     def variant(self) -> str:
@@ -426,7 +475,7 @@ class MobileNetSpace(AbstractSearchSpace):
         """
         fields = ("kernel", "expand", "bits") if self.bits != (32,) else ("kernel", "expand")
         plan = []
-        for s, stage in enumerate(self.skeleton.stages, start=1):
+        for s, stage in enumerate(self.scaled.stages, start=1):
             getters = {
                 depth: operator.itemgetter(
                     *(f"s{s}.b{j}.{field}" for j in range(1, depth + 1) for field in fields)
@@ -457,7 +506,7 @@ class MobileNetSpace(AbstractSearchSpace):
         The resolution is `resolution` if given, else the arch's ``resolution`` choice, else (for
         a skeleton with a fixed resolution such as cifar, whose choice is then ignored) the fixed one.
         """
-        sk = self.skeleton
+        sk = self.scaled
         values = arch.to_dict() if isinstance(arch, Arch) else dict(arch)
         size = resolution or sk.fixed_resolution or values.get("resolution", sk.default_resolution)
         stem, size = _stem_costs(
@@ -515,8 +564,12 @@ class MobileNetSpace(AbstractSearchSpace):
         )
 
 
-def space(skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32)) -> MobileNetSpace:
+def space(
+    skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32), width_mult: float = 1.0
+) -> MobileNetSpace:
     """The MBConv space on a named skeleton (`SKELETONS`): imagenet (OFA, default), cifar, ...
+
+    `width_mult` scales every fixed width (`scale_widths`); the choices are the same at any width.
 
     Raises:
       UnknownSpaceError: `skeleton` is not a key of `SKELETONS`.
@@ -525,7 +578,7 @@ def space(skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32))
         raise UnknownSpaceError(
             f'mobilenet: unknown skeleton "{skeleton}"; expected one of {", ".join(SKELETONS)}'
         )
-    return MobileNetSpace(SKELETONS[skeleton], bits=tuple(bits))
+    return MobileNetSpace(SKELETONS[skeleton], bits=tuple(bits), width_mult=float(width_mult))
 
 
 def _blocks(stages: Mapping[int, tuple[bool, tuple[tuple[int, int], ...]]]) -> dict[str, Value]:

@@ -145,3 +145,45 @@ def test_console_script_errors_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith('nasx: error: nb201: unknown choice "edge.9->9"')
     assert proc.stderr.count("\n") == 1
+
+
+def test_train_supernet_writes_a_resumable_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "train-supernet",
+        "--space",
+        "mobilenet",
+        "--width-mult",
+        "0.25",
+        "--bits",
+        "32",
+        "--image-size",
+        "8",
+    ]
+    argv += ["--steps", "4", "--batch-size", "16", "--archs-per-step", "2", "--checkpoint-every", "2"]
+    code, stdout, _ = run(capsys, *argv, "--out", str(out), "--json")
+    assert code == 0
+    summary = json.loads(stdout)
+    assert summary["steps"] == 4 and set(summary["test_accuracy"]) == {"largest", "smallest"}
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [4]
+    code, _, err = run(capsys, *argv, "--out", str(out))
+    assert code == 2 and "--resume" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("cifar10:/nonexistent/cifar", "/nonexistent/cifar"),
+        ("imagenet", "imagenet"),
+        ("npz:", "give the file"),
+    ],
+)
+def test_train_supernet_bad_data_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: str, message: str
+) -> None:
+    code, _, err = run(
+        capsys, "train-supernet", "--space", "mobilenet", "--data", data, "--out", str(tmp_path)
+    )
+    assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1

@@ -16,6 +16,7 @@ from search_spaces.mobilenet import (
     Stage,
     make_divisible,
     mbconv_costs,
+    scale_widths,
     space,
 )
 
@@ -381,3 +382,53 @@ def test_factory_and_protocol() -> None:
         space("mobilenet-v9")
     with pytest.raises(ValueError, match="bit-widths"):
         space(bits=())
+
+
+# --- width multiplier ---------------------------------------------------------------------------
+
+
+def test_width_multiplier_keeps_the_choices_and_scales_every_fixed_width() -> None:
+    full, half, quarter = space("cifar"), space("cifar", width_mult=0.5), space("cifar", width_mult=0.25)
+    assert [(c.name, c.options, c.default) for c in half.choices] == [
+        (c.name, c.options, c.default) for c in full.choices
+    ]
+    assert half.size() == full.size() and half.variant == full.variant == "cifar"
+    sk = quarter.scaled  # make_divisible(w / 4, 8): 24 -> 8, 136 -> 32 (34 rounds down), 1152 -> 288
+    assert (sk.stem_width, sk.first_width, sk.head_width, sk.mix_width) == (8, 8, 288, 384)
+    assert [s.width for s in sk.stages] == [8, 16, 24, 32, 48]
+    assert [s.width for s in half.scaled.stages] == [16, 24, 48, 72, 96]
+    assert space("mobilenet-v2", width_mult=0.5).scaled.mix_width == 0  # no feature mix stays none
+    assert quarter.skeleton == full.skeleton == full.scaled  # the choices' skeleton is unscaled
+
+
+def test_width_multiplier_one_changes_nothing() -> None:
+    assert space("imagenet", width_mult=1.0) == space("imagenet")
+    custom = _tiny(1, (32,))
+    odd = Skeleton(**{**custom.skeleton.__dict__, "stem_width": 12})  # not a multiple of 8
+    assert MobileNetSpace(odd, width_mult=1.0).scaled.stem_width == 12
+    rng = np.random.default_rng(7)
+    for name in SKELETONS:
+        s = space(name)
+        arch = s.sample(rng)
+        assert space(name, width_mult=1.0).costs(arch) == s.costs(arch)
+    for preset in PRESETS.values():  # the published numbers are at width 1
+        assert preset.space.width_mult == 1.0
+
+
+def test_costs_follow_the_scaled_widths() -> None:
+    rng = np.random.default_rng(8)
+    for name in ("imagenet", "cifar", "efficientnet-b0"):
+        small, large = space(name, width_mult=0.5), space(name, width_mult=1.5)
+        arch = small.sample(rng)
+        assert large.validate(arch) == arch  # the same architecture at every width
+        size = small.skeleton.fixed_resolution or arch["resolution"]
+        # costs at width m are the costs of the explicitly scaled skeleton at width 1
+        assert small.costs(arch) == _reference_network(
+            MobileNetSpace(scale_widths(small.skeleton, 0.5)), arch, size
+        )
+        c_small, c_full, c_large = small.costs(arch), space(name).costs(arch), large.costs(arch)
+        assert c_small.params < c_full.params < c_large.params
+        assert c_small.macs < c_full.macs < c_large.macs
+        assert c_small.layers == c_full.layers == c_large.layers
+    with pytest.raises(ValueError, match="width multiplier"):
+        space(width_mult=0.0)

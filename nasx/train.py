@@ -1,0 +1,261 @@
+"""Supernet training: one jitted step trains several subnets at once.
+
+Each step draws k architectures (`nasx.sampling`: sandwich, sorted or uniform), runs them with
+``jax.vmap`` over the architecture axis through the one compiled supernet, and sums their losses,
+so their gradients add up on the shared weights. With distillation the first subnet (the largest)
+learns from the labels and the others from its softened predictions (in-place distillation).
+SGD with Nesterov momentum, weight decay and a cosine schedule; random-crop (and, where valid,
+flip) augmentation inside the step.
+
+Everything a step uses (batch, architectures, augmentation key) is a pure function of the seed
+and the step number, so a run resumed from its last checkpoint continues exactly as an
+uninterrupted one would.
+
+References:
+  Yu et al., "BigNAS: Scaling Up Neural Architecture Search with Big Single-Stage Models",
+  ECCV 2020 (sandwich rule, in-place distillation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from nasx.checkpoint import Checkpointer
+from nasx.data import Dataset, augment, batch_indices
+from nasx.errors import NasxError
+from nasx.sampling import RULES, draw, extreme
+from nasx.space import SearchSpace
+from nasx.supernet import Apply, Supernet, functional
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "RunExistsError",
+    "cosine_schedule",
+    "optimizer",
+    "make_step",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+
+class RunExistsError(NasxError, FileExistsError):
+    """The output folder already holds a run (resume it, or choose another folder)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supernet training settings (defaults suit a 32-px proxy dataset on a CPU)."""
+
+    steps: int = 300
+    batch_size: int = 64
+    archs_per_step: int = 4
+    sampling: str = "sandwich"
+    distill: bool | None = None
+    """In-place distillation from the first (largest) subnet; default: on unless uniform."""
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    warmup_steps: int = 10
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.sampling not in RULES:
+            raise ValueError(f'sampling "{self.sampling}": expected one of {", ".join(RULES)}')
+        if self.archs_per_step < (2 if self.sampling != "uniform" else 1):
+            raise ValueError(f"archs_per_step must be >= 2 for {self.sampling} sampling")
+
+    @property
+    def distills(self) -> bool:
+        return self.sampling != "uniform" if self.distill is None else self.distill
+
+
+@dataclass
+class TrainResult:
+    params: nnx.State
+    step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def cosine_schedule(peak: float, steps: int, warmup_steps: int):
+    """Linear warm-up to `peak`, then cosine decay to 0 at `steps` (explicit casts: optax's
+    own schedules mix Python floats with int32 counts, which strict dtype promotion rejects)."""
+    warmup = float(max(1, min(warmup_steps, steps - 1)))
+    decay = float(max(1.0, steps - warmup))
+
+    def schedule(count: jax.Array) -> jax.Array:
+        step = jnp.asarray(count, jnp.float32)
+        progress = jnp.clip((step - warmup) / decay, 0.0, 1.0)
+        cosine = 0.5 * peak * (1.0 + jnp.cos(jnp.pi * progress))
+        return jnp.where(step < warmup, peak * step / warmup, cosine)
+
+    return schedule
+
+
+def optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """SGD with Nesterov momentum, decoupled weight decay and the cosine schedule."""
+    return optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(
+            cosine_schedule(config.learning_rate, config.steps, config.warmup_steps),
+            config.momentum,
+            nesterov=True,
+        ),
+    )
+
+
+def make_step(apply: Apply, tx: optax.GradientTransformation, *, flip: bool, distill: bool) -> Callable:
+    """``step(params, opt_state, archs, x, y, key) -> (params, opt_state, metrics)``, jitted.
+
+    ``archs`` is an int32 batch of encoded architectures, teacher first.
+    """
+
+    def loss_fn(params: nnx.State, archs: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, dict]:
+        logits = jax.vmap(lambda a: apply(params, a, x)[0])(archs)  # (k, batch, classes)
+        labels = jax.nn.one_hot(y, logits.shape[-1])
+        ce = jax.vmap(lambda lg: optax.softmax_cross_entropy(lg, labels).mean())(logits)
+        if distill:
+            soft = jax.lax.stop_gradient(jax.nn.softmax(logits[0]))
+            kd = jax.vmap(lambda lg: optax.softmax_cross_entropy(lg, soft).mean())(logits[1:])
+            loss = ce[0] + jnp.sum(kd)
+        else:
+            loss = jnp.sum(ce)
+        acc = jnp.mean(jnp.argmax(logits, axis=-1) == y[None, :], axis=1)
+        return loss, {
+            "loss": loss,
+            "ce_first": ce[0],
+            "ce_last": ce[-1],
+            "acc_first": acc[0],
+            "acc_last": acc[-1],
+        }
+
+    @jax.jit
+    def step(params, opt_state, archs, x, y, key):
+        x = augment(key, x, flip=flip)
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, archs, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return step
+
+
+def _metrics_path(out_dir: Path) -> Path:
+    return out_dir / "metrics.jsonl"
+
+
+def _trim_metrics(out_dir: Path, last_step: int) -> list[dict]:
+    """Keep the metric lines up to `last_step` (lines past the checkpoint were not kept)."""
+    path = _metrics_path(out_dir)
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if record.get("step", 0) <= last_step:
+            kept.append(record)
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def train(
+    supernet: Supernet,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train `supernet` on `data`; checkpoint to `out_dir` (if given) and resume from it.
+
+    Args:
+      meta: JSON-able description of the run (space, data) stored with every checkpoint; a
+        resumed run must match it.
+      on_step: called after every step with (step, metrics), e.g. to drive a progress bar.
+
+    Raises:
+      RunExistsError: `out_dir` holds a checkpoint and `resume` is False, or the checkpoint was
+        written by a different run (space, data or config).
+    """
+    space: SearchSpace = supernet.space
+    _, params, apply = functional(supernet)
+    tx = optimizer(config)
+    opt_state = tx.init(params)
+    run_meta = json.loads(json.dumps({**(meta or {}), "config": asdict(config)}))  # as stored
+    start, history = 0, []
+    ckpt = None
+    if out_dir is not None:
+        out_dir = Path(out_dir).expanduser().resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = Checkpointer(out_dir / "checkpoints")
+        latest = ckpt.latest_step()
+        if latest is not None and not resume:
+            raise RunExistsError(
+                f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
+            )
+        if latest is not None:
+            saved = ckpt.meta(latest)
+            if saved != run_meta:
+                differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))
+                raise RunExistsError(
+                    f'"{out_dir}" holds a different run (differs in: {", ".join(differing)}); use another --out'
+                )
+            start, state, _ = ckpt.restore({"params": params, "opt_state": opt_state})
+            params, opt_state = state["params"], state["opt_state"]
+            history = _trim_metrics(out_dir, start)
+            log.info("resumed from step %d", start)
+        elif _metrics_path(out_dir).exists():
+            _metrics_path(out_dir).unlink()
+
+    step_fn = make_step(apply, tx, flip=data.flip, distill=config.distills)
+    extremes = (
+        {w: extreme(space, w) for w in ("largest", "smallest")} if config.sampling == "sandwich" else None
+    )
+    base_key = jax.random.key(config.seed)
+    metrics_file = _metrics_path(out_dir).open("a") if out_dir is not None else None
+    try:
+        for step in range(start, config.steps):
+            rng = np.random.default_rng([config.seed, step])
+            archs = draw(space, config.sampling, config.archs_per_step, rng, extremes)
+            encoded = jnp.asarray(np.stack([space.encode(a) for a in archs]))
+            index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
+            x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
+            t0 = time.perf_counter()
+            params, opt_state, metrics = step_fn(
+                params, opt_state, encoded, x, y, jax.random.fold_in(base_key, step)
+            )
+            record = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
+            record["images_per_s"] = len(index) * len(archs) / (time.perf_counter() - t0)
+            if metrics_file is not None and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                history.append(record)
+            if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+                ckpt.save(step + 1, {"params": params, "opt_state": opt_state}, run_meta)
+            if on_step is not None:
+                on_step(step + 1, record)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+        if ckpt is not None:
+            ckpt.close()
+    return TrainResult(params=params, step=max(start, config.steps), history=history)

@@ -1,0 +1,115 @@
+"""Supernet training on the embedded digits: accuracy of the extremes, resume after a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from nasx.data import Dataset, load
+from nasx.evaluate import accuracy
+from nasx.sampling import extreme
+from nasx.supernet import functional
+from nasx.train import RunExistsError, TrainConfig, train
+from search_spaces import mobilenet
+from search_spaces.mobilenet_supernet import MobileNetSupernet
+
+SPACE = mobilenet.space("cifar", bits=(32,), width_mult=0.25)
+# resuming does not depend on the network: a two-stage toy compiles in seconds
+TOY = mobilenet.MobileNetSpace(
+    mobilenet.Skeleton(
+        name="toy",
+        stem_width=8,
+        first_width=8,
+        stages=(mobilenet.Stage(8, 1, "relu", (1, 2)), mobilenet.Stage(16, 2, "relu", (1, 2))),
+        head_width=16,
+        stem_stride=1,
+        num_classes=10,
+        resolutions=(8,),
+        default_resolution=8,
+        kernels=(3, 5),
+        expands=(2, 3),
+    ),
+    bits=(4, 32),
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    # the digits' native 8 px: 16 times fewer pixels than 32 px, so a few hundred steps take ~1.5 min on 2 cores
+    return load("digits", size=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(digits: Dataset):
+    supernet = MobileNetSupernet(SPACE, rngs=nnx.Rngs(0))
+    config = TrainConfig(steps=200, batch_size=32, archs_per_step=3, learning_rate=0.1, seed=0)
+    result = train(supernet, digits, config)
+    return supernet, result
+
+
+def test_largest_and_smallest_subnets_learn_digits(trained, digits: Dataset) -> None:
+    supernet, result = trained
+    _, _, apply = functional(supernet)
+    largest, smallest = extreme(SPACE, "largest"), extreme(SPACE, "smallest")
+    acc = accuracy(apply, result.params, SPACE, [largest, smallest], digits)
+    assert acc[0] >= 0.90, f"largest subnet: {acc[0]:.1%} held-out accuracy"
+    assert acc[1] >= 0.80, f"smallest subnet: {acc[1]:.1%} held-out accuracy"
+
+
+def _tiny_config(**changes) -> TrainConfig:
+    base = {
+        "steps": 12,
+        "batch_size": 32,
+        "archs_per_step": 2,
+        "checkpoint_every": 4,
+        "log_every": 2,
+        "seed": 1,
+    }
+    return TrainConfig(**{**base, **changes})
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_path: Path) -> None:
+    small = Dataset(
+        digits.name,
+        digits.x_train[:256],
+        digits.y_train[:256],
+        digits.x_test[:64],
+        digits.y_test[:64],
+        10,
+        False,
+    )
+    config = _tiny_config()
+    whole = train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config)
+
+    def crash_at_10(step: int, _metrics: dict) -> None:
+        if step == 10:
+            raise Crash  # dies between the checkpoints of steps 8 and 12
+
+    run = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run, on_step=crash_at_10)
+    with pytest.raises(RunExistsError, match="--resume"):
+        train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run)
+    resumed = train(MobileNetSupernet(TOY, rngs=nnx.Rngs(7)), small, config, out_dir=run, resume=True)
+
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    steps = [r["step"] for r in resumed.history]
+    assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12]  # no step logged twice
+
+    with pytest.raises(RunExistsError, match="differs in: config"):
+        train(
+            MobileNetSupernet(TOY, rngs=nnx.Rngs(0)),
+            small,
+            _tiny_config(learning_rate=0.5),
+            out_dir=run,
+            resume=True,
+        )
