@@ -84,13 +84,6 @@ def supernet_factory(family: str):
     from search_spaces.nb201_supernet import Nb201Supernet
 
     return Nb201Supernet
-    if family == "resnet":
-        from search_spaces.resnet_supernet import ResNetSupernet
-
-        return ResNetSupernet
-    from search_spaces.nb201_supernet import Nb201Supernet
-
-    return Nb201Supernet
 
 
 def load_arch(space_spec: str | None, text: str) -> tuple[SearchSpace, Arch]:

@@ -425,6 +425,10 @@ class MobileNetSpace(AbstractSearchSpace):
         """Default deployment resolution in px (the fixed one for skeletons such as cifar)."""
         return self.skeleton.fixed_resolution or self.skeleton.default_resolution
 
+    @property
+    def num_classes(self) -> int:
+        return self.skeleton.num_classes
+
     @functools.cached_property
     def choices(self) -> tuple[Choice, ...]:
         sk = self.skeleton

@@ -403,6 +403,10 @@ class ResNetSpace(AbstractSearchSpace):
         return self.skeleton.resolution
 
     @property
+    def num_classes(self) -> int:
+        return self.skeleton.num_classes
+
+    @property
     def num_stages(self) -> int:
         return len(self.skeleton.strides)
 
