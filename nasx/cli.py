@@ -454,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_train_supernet)
+
+    from nasx import cli_search
+
+    cli_search.add_parsers(sub, spaces_help)
     return parser
 
 
