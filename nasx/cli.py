@@ -455,9 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_train_supernet)
 
-    from nasx import cli_search
+    from nasx import cli_benchmark, cli_search
 
     cli_search.add_parsers(sub, spaces_help)
+    cli_benchmark.add_parsers(sub)
     return parser
 
 
