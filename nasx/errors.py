@@ -15,6 +15,8 @@ __all__ = [
     "BudgetParseError",
     "BudgetCostError",
     "InfeasibleBudgetError",
+    "UnsupportedSpaceError",
+    "SolverTimeLimitError",
 ]
 
 
@@ -58,3 +60,11 @@ class InfeasibleBudgetError(NasxError, ValueError):
 
 class DatasetError(NasxError, ValueError):
     """A dataset is missing or not in the expected format (the message names the path and format)."""
+
+
+class UnsupportedSpaceError(NasxError, TypeError):
+    """A solver has no formulation for this search space or skeleton (e.g. the MP solver on nasnet)."""
+
+
+class SolverTimeLimitError(NasxError, RuntimeError):
+    """A solver found no feasible architecture within its time limit (feasibility is unknown)."""

@@ -567,6 +567,72 @@ class MobileNetSpace(AbstractSearchSpace):
             layers=layers + head.layers,
         )
 
+    # Piecewise prices for solvers that pose the search as a program over per-option constants
+    # (solvers.mp). For macs, params, weight_bytes and layers (activation_bytes is a peak, not a
+    # sum), `costs` of an architecture equals
+    #     fixed_costs() + sum over its active blocks (s, j) of block_costs(s, j, kernel, expand, se)
+    # when every layer has the same bits.
+    def fixed_costs(self, *, resolution: int | None = None, bits: int = 32) -> Costs:
+        """Costs of the fixed parts: stem, first block and head (expansion conv, mix, classifier)."""
+        sk = self.scaled
+        size = resolution or sk.fixed_resolution or sk.default_resolution
+        stem, _ = _stem_costs(
+            sk.stem_width,
+            sk.stem_stride,
+            sk.first_width,
+            sk.first_stride,
+            sk.first_se,
+            sk.se_squeeze,
+            size,
+            bits,
+        )
+        last = sk.stages[-1].width if sk.stages else sk.first_width
+        side = self._block_input_side(len(sk.stages) + 1, 1, size)
+        head = _head_costs(last, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, side, bits)
+        return stem + head
+
+    def block_costs(
+        self,
+        stage: int,
+        block: int,
+        kernel: int,
+        expand: int,
+        se: bool,
+        *,
+        resolution: int | None = None,
+        bits: int = 32,
+    ) -> Costs:
+        """Costs of block `block` of stage `stage` (both 1-based) with the given options.
+
+        Block 1 reads the previous stage's width and carries the stage's stride; later blocks map
+        the stage's width to itself at stride 1 (`mbconv_costs`).
+        """
+        sk = self.scaled
+        size = resolution or sk.fixed_resolution or sk.default_resolution
+        width, stride = sk.stages[stage - 1].width, sk.stages[stage - 1].stride
+        c_in = width if block > 1 else (sk.stages[stage - 2].width if stage > 1 else sk.first_width)
+        return mbconv_costs(
+            c_in,
+            width,
+            kernel,
+            expand,
+            stride if block == 1 else 1,
+            se,
+            self._block_input_side(stage, block, size),
+            bits,
+            sk.se_squeeze,
+        )
+
+    def _block_input_side(self, stage: int, block: int, resolution: int) -> int:
+        """Input side in px of block `block` of stage `stage` (``len(stages) + 1``: the head)."""
+        sk = self.scaled  # SAME padding: sides do not depend on the kernels
+        size = out_size(out_size(resolution, 3, sk.stem_stride), 3, sk.first_stride)
+        for s in sk.stages[: stage - 1]:
+            size = out_size(size, 3, s.stride)
+        if block > 1:
+            size = out_size(size, 3, sk.stages[stage - 1].stride)
+        return size
+
 
 def space(
     skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32), width_mult: float = 1.0

@@ -505,6 +505,58 @@ class ResNetSpace(AbstractSearchSpace):
             size, c_in = out_size(size, kernel, stride), c_out
         return total + _head_costs(c_in, size, sk.num_classes, arch.get("bits.head", 32))
 
+    # Piecewise prices for solvers that pose the search as a program over per-option constants
+    # (solvers.mp). For macs, params, weight_bytes and layers (activation_bytes is a peak, not a
+    # sum), `costs` of an architecture equals
+    #     stem_costs(stem.width) + sum_i (first_i + (s{i}.depth - 1) * inner_i) + head_costs(s{n}.width)
+    # with (first_i, inner_i) = stage_terms(i, s{i-1}.width or stem.width, s{i}.width, ...).
+    def stem_costs(self, width: int, *, resolution: int | None = None, bits: int = 32) -> Costs:
+        """Costs of the stem (its conv, and max pool on torchvision skeletons) with `width` channels."""
+        sk = self.skeleton
+        return _stem_costs(
+            width, sk.stem_kernel, sk.stem_stride, sk.stem_maxpool, resolution or sk.resolution, bits
+        )
+
+    def stage_terms(
+        self,
+        stage: int,
+        c_in: int,
+        c_out: int,
+        btn: int,
+        kernel: int,
+        *,
+        resolution: int | None = None,
+        bits: int = 32,
+    ) -> tuple[Costs, Costs]:
+        """(first block, one inner block) of stage `stage` (1-based); see `stage_costs`.
+
+        The stage costs ``first + (depth - 1) * inner``; only `first` depends on `c_in` (the
+        previous stage's width, or the stem's). `btn` is ignored for basic blocks.
+        """
+        sk = self.skeleton
+        size, stride = self._stage_input_side(stage, resolution), sk.strides[stage - 1]
+        projection = sk.shortcut == "deepmad" or c_in != c_out or stride != 1
+        btn = btn if sk.block == "bottleneck" else 0
+        first = _block_terms(sk.block, c_in, c_out, btn, kernel, stride, size, bits, projection, sk.shortcut)
+        out = out_size(size, kernel, stride)
+        inner = _block_terms(sk.block, c_out, c_out, btn, kernel, 1, out, bits, False, sk.shortcut)
+        return _costs(first), _costs(inner)
+
+    def head_costs(self, width: int, *, resolution: int | None = None, bits: int = 32) -> Costs:
+        """Costs of the head (global pool and classifier) after a last stage of `width` channels."""
+        size = self._stage_input_side(self.num_stages + 1, resolution)
+        return _head_costs(width, size, self.skeleton.num_classes, bits)
+
+    def _stage_input_side(self, stage: int, resolution: int | None) -> int:
+        """Input side in px of stage `stage` (``num_stages + 1``: the head's input)."""
+        sk = self.skeleton
+        size = out_size(resolution or sk.resolution, sk.stem_kernel, sk.stem_stride)
+        if sk.stem_maxpool:
+            size = out_size(size, 3, 2)
+        for stride in sk.strides[: stage - 1]:
+            size = out_size(size, 3, stride)  # SAME padding: the side does not depend on the kernel
+        return size
+
     def size(self) -> int:
         """Exact count: a DP over stages keyed by the previous stage's width."""
         sk, n = self.skeleton, self.num_stages
