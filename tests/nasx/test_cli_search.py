@@ -41,7 +41,7 @@ def test_search_resnet_with_deepmad_entropy(capsys: pytest.CaptureFixture[str], 
     )
     assert code == 0
     summary = json.loads(out)
-    space = SPACES["resnet"]("imagenet")
+    space = SPACES["resnet"]("imagenet", bits=(32,))  # search default: float
     best = space.validate(summary["best"])
     assert parse_budget("1G-flops,10M-params").admits(space.costs(best))
     assert summary["run_dir"] == str(out_dir) and summary["costs"]["macs"] == space.costs(best).macs
