@@ -37,6 +37,8 @@ where it is defined (stage-structured spaces); for NASNet cells the analytic par
 NB201 it ranks cells as well as the best zero-cost proxies: Spearman 0.76 with test accuracy),
 because the NASNet supernet with all 13 candidate ops takes minutes to build and compile on a CPU;
 synflow on the small NB201 supernet."""
+DEFAULT_RHO = {"resnet": 0.3, "mobilenet": 0.5}
+"""DeepMAD's effectiveness bound rho0: 0.3 for its ResNet configs, 0.5 for its larger/MBConv ones."""
 MACRO_CHOICES = {"nasnet": ("N", "F")}
 """Choices scaled to fill the budget after the cell is chosen (NASNet's recipe), per family."""
 
@@ -95,6 +97,10 @@ def build_evaluator(spec: str, space: SearchSpace, args: argparse.Namespace) -> 
             f"use a proxy such as synflow"
         )
     analytic = {n: _analytic(n, space, args) for n in names if n in ANALYTIC}
+    if "entropy" in analytic:
+        from solvers.mp import effectiveness
+
+        analytic["rho"] = lambda a: effectiveness(space, a)
     proxies = [n for n in names if n in PROXIES]
     if not proxies:
         from nasx.evaluators import analytic as analytic_evaluator
@@ -121,8 +127,11 @@ def _analytic(name: str, space: SearchSpace, args: argparse.Namespace):
     from solvers.mp import deepmad_score, effectiveness
 
     def entropy(arch: Arch) -> float:
-        if effectiveness(space, arch) > args.rho:  # DeepMAD's constraint: reject, do not score
-            return float("-inf")
+        """DeepMAD's score where rho <= rho0; below every feasible score otherwise, ranked by how
+        far rho exceeds the bound (feasibility first, so evolution climbs into the feasible set)."""
+        rho = effectiveness(space, arch)
+        if rho > args.rho:
+            return -(rho - args.rho)
         return deepmad_score(space, arch, resolution=args.resolution)
 
     return entropy
@@ -271,6 +280,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     # proxies and analytic scores cannot see quantization: search float nets unless asked
     bits = args.bits or (None if (args.evaluator or "").startswith("supernet:") else (32,))
     space = make_space(args.space, bits)
+    args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     budget: Budget = args.budget
     if args.resume and not args.out:
         raise RunDirError("--resume needs --out RUN_DIR, the folder of the run to continue")
@@ -563,6 +573,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from solvers.mp import deepmad_score, effectiveness, solve
 
     space = make_space(args.space, args.bits)
+    args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     result = solve(
         space, args.budget, rho_max=args.rho, resolution=args.resolution, time_limit_s=args.time_limit
     )
@@ -642,7 +653,9 @@ def add_parsers(sub, spaces_help: str) -> None:
     )
     p.add_argument("--proxy-batch", type=int, default=32, help="images per proxy evaluation (default 32)")
     p.add_argument("--width-mult", type=float, help="width of the mobilenet proxy network (default 0.25)")
-    p.add_argument("--rho", type=float, default=0.3, help="DeepMAD effectiveness bound (default 0.3)")
+    p.add_argument(
+        "--rho", type=float, help="DeepMAD effectiveness bound (default 0.3 for resnet, 0.5 for mobilenet)"
+    )
     p.add_argument("--time-limit", type=float, default=60.0, help="MP solver time limit in s (default 60)")
     p.add_argument("--top", type=int, default=5, help="rows of the result table (default 5)")
     p.add_argument(
@@ -657,7 +670,9 @@ def add_parsers(sub, spaces_help: str) -> None:
     )
     p.add_argument("--space", required=True, help="resnet or mobilenet (optionally :VARIANT)")
     p.add_argument("--budget", required=True, type=_budget, help="e.g. 4.13G-flops,25.55M-params")
-    p.add_argument("--rho", type=float, default=0.3, help="effectiveness bound rho0 (default 0.3)")
+    p.add_argument(
+        "--rho", type=float, help="effectiveness bound rho0 (default 0.3 for resnet, 0.5 for mobilenet)"
+    )
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from (default: 32 only)")
     p.add_argument("--resolution", type=int, help="input side in px (default: the space's)")
     p.add_argument("--time-limit", type=float, default=60.0, help="solver time limit in s (default 60)")
