@@ -150,8 +150,8 @@ def test_solve_prints_the_mp_result(capsys: pytest.CaptureFixture[str]) -> None:
     arch = space.validate(result["arch"])
     assert space.costs(arch).macs <= 300e6 and result["status"]
     assert result["effectiveness"] <= 0.5 + 1e-9
-    code, _, err = run(capsys, "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32")
-    assert code == 2 and "rho" in err  # at the default rho 0.3 no mobilenet fits: the binding bound is named
+    code, _, err = run(capsys, "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32", "--rho", "0.3")
+    assert code == 2 and "rho" in err  # at rho 0.3 no mobilenet fits: the binding bound is named
 
 
 def test_benchmark_nb201_search_part(capsys: pytest.CaptureFixture[str], nb201_csv: Path) -> None:
