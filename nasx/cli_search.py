@@ -513,7 +513,7 @@ def _report(space, budget, result: SearchResult, config: dict, args, seconds: fl
             table.add_column(col, justify="right")
     shown = front if len(names) > 1 else _top(result, args.top)
     for rank, e in enumerate(shown, 1):
-        cells = [str(rank), e.arch.fingerprint]
+        cells = [str(rank), _describe(e.arch)]
         for o in [*result.objectives, *(Objective(n) for n in score_names)]:
             v = (e.costs if o.is_cost else e.scores).get(o.name)
             cells.append("-" if v is None else format_amount(v) if o.is_cost else f"{v:.4g}")
@@ -532,6 +532,12 @@ def _report(space, budget, result: SearchResult, config: dict, args, seconds: fl
         )
     console.print(f"best architecture: {run_dir / 'best.json'}   run log: {run_dir / 'runlog.jsonl'}")
     return 0
+
+
+def _describe(arch: Arch) -> str:
+    """Fingerprint, plus the macro choices a reader looks for first."""
+    macro = " ".join(f"{k}={arch[k]}" for k in ("N", "F", "resolution") if k in arch)
+    return f"{arch.fingerprint} {macro}".strip()
 
 
 def _top(result: SearchResult, k: int) -> list[Evaluation]:
@@ -646,7 +652,12 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out (nothing is evaluated twice)"
     )
-    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
+    p.add_argument(
+        "--bits",
+        type=parse_bits,
+        help="weight bit-widths to search, e.g. 4,8,16,32 (default 32: proxies cannot judge quantization; "
+        "with supernet:CKPT, the checkpoint's)",
+    )
     p.add_argument("--resolution", type=int, help="px at which costs apply (default: the space's)")
     p.add_argument(
         "--data", default="digits", help="images for proxies (default digits; cifar10:PATH, npz:PATH)"
