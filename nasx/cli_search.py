@@ -172,6 +172,24 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     )
 
 
+def _checkpoint_bits(spec: str | None) -> tuple[int, ...] | None:
+    """The bit-widths a supernet checkpoint was trained with (None: not a checkpoint, or default)."""
+    if not spec or not spec.startswith("supernet:"):
+        return None
+    from nasx.checkpoint import Checkpointer, CheckpointError
+
+    folder = Path(spec.partition(":")[2]).expanduser().resolve()
+    folder = folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
+    if not folder.is_dir():
+        return None  # reported by the evaluator, with the path
+    try:
+        with Checkpointer(folder) as ckpt:
+            bits = ckpt.meta().get("bits")
+    except CheckpointError:
+        return None
+    return tuple(bits) if bits else None
+
+
 def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace) -> _Evaluator:
     from nasx import data as datasets
     from nasx.checkpoint import Checkpointer
@@ -278,7 +296,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nasx.budget import sample_admitted
 
     # proxies and analytic scores cannot see quantization: search float nets unless asked
-    bits = args.bits or (None if (args.evaluator or "").startswith("supernet:") else (32,))
+    bits = args.bits or _checkpoint_bits(args.evaluator) or (32,)
     space = make_space(args.space, bits)
     args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     budget: Budget = args.budget
@@ -536,7 +554,7 @@ def _report(space, budget, result: SearchResult, config: dict, args, seconds: fl
 
 def _describe(arch: Arch) -> str:
     """Fingerprint, plus the macro choices a reader looks for first."""
-    macro = " ".join(f"{k}={arch[k]}" for k in ("N", "F", "resolution") if k in arch)
+    macro = " ".join(f"{k}={arch[k]}" for k in ("N", "F") if k in arch)
     return f"{arch.fingerprint} {macro}".strip()
 
 

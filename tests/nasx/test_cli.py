@@ -170,6 +170,32 @@ def test_train_supernet_writes_a_resumable_run(capsys: pytest.CaptureFixture[str
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [4]
     code, _, err = run(capsys, *argv, "--out", str(out))
     assert code == 2 and "--resume" in err and "Traceback" not in err
+    # the checkpoint scores a search: inherited weights, re-calibrated, on held-out digits
+    search = [
+        "search",
+        "--space",
+        "mobilenet:cifar",
+        "--budget",
+        "100M-flops",
+        "--evaluator",
+        f"supernet:{out}",
+    ]
+    search += [
+        "--evaluations",
+        "4",
+        "--population",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "s"),
+        "--json",
+    ]
+    code, stdout, _ = run(capsys, *search)
+    assert code == 0
+    result = json.loads(stdout)
+    assert 0.0 <= result["score"] <= 1.0 and result["scores"] == {"acc": result["score"]}
+    assert "bits.stem" not in result["best"]  # searched at the checkpoint's bits (32 only)
 
 
 @pytest.mark.parametrize(
