@@ -84,7 +84,7 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
             "n": len(archs),
             "seed": args.seed,
             "data": args.data,
-            "images": args.proxy_batch,
+            "images": args.proxy_batch or "reference batch of each proxy",
             "results": [
                 {**c.to_dict(), "published_spearman": PUBLISHED_SPEARMAN.get(c.proxy)} for c in corr.values()
             ],
@@ -172,7 +172,9 @@ def add_parsers(sub) -> None:
         "--data", default="digits", help="images for the proxies (default digits; cifar10:PATH ...)"
     )
     q.add_argument("--proxies", help="comma-separated proxies to score (default: all)")
-    q.add_argument("--proxy-batch", type=int, default=64, help="images per proxy evaluation (default 64)")
+    q.add_argument(
+        "--proxy-batch", type=int, help="images per proxy evaluation (default: each proxy's reference batch)"
+    )
     q.add_argument("--batch-size", type=int, default=32, help="cells per vmapped proxy call (default 32)")
     q.add_argument("--queries", type=_queries, default=(50, 100, 200, 300), help="default 50,100,200,300")
     q.add_argument(

@@ -151,16 +151,18 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     network = _proxy_network(family, data.num_classes, args.width_mult)
     supernet = build(supernet_factory(family), network, seed=args.seed)
     _, params, apply = functional(supernet)
-    order = np.random.default_rng([args.seed, 11]).permutation(len(data.x_train))[: args.proxy_batch]
-    fns = {n: proxies.make_proxy(apply, getattr(proxies, n)) for n in names}
+    chosen = {n: proxies.PROXIES[n] for n in names}
+    images = {n: args.proxy_batch or p.batch_size for n, p in chosen.items()}
+    order = np.random.default_rng([args.seed, 11]).permutation(len(data.x_train))[: max(images.values())]
     evaluate = ProxyEvaluator(
         network,
         params,
-        fns,
+        {n: proxies.make_proxy(apply, p) for n, p in chosen.items()},
         data.x_train[order],
         data.y_train[order],
         jax.random.key(args.seed),
         chunk=args.batch_size,
+        images=images,
     )
     where = f"{network.name}:{network.variant} proxy network"
     if family == "nasnet":
@@ -168,7 +170,7 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     return _Evaluator(
         evaluate,
         tuple(names),
-        f"{', '.join(names)} on the {where}, {args.proxy_batch} {data.name} images",
+        f"{', '.join(names)} on the {where}, {max(images.values())} {data.name} images",
     )
 
 
@@ -680,7 +682,9 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument(
         "--data", default="digits", help="images for proxies (default digits; cifar10:PATH, npz:PATH)"
     )
-    p.add_argument("--proxy-batch", type=int, default=32, help="images per proxy evaluation (default 32)")
+    p.add_argument(
+        "--proxy-batch", type=int, help="images per proxy evaluation (default: each proxy's reference batch)"
+    )
     p.add_argument("--width-mult", type=float, help="width of the mobilenet proxy network (default 0.25)")
     p.add_argument(
         "--rho", type=float, help="DeepMAD effectiveness bound (default 0.3 for resnet, 0.5 for mobilenet)"

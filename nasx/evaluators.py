@@ -92,7 +92,8 @@ class ProxyEvaluator:
     """Zero-cost proxies of architectures on a supernet at initialization.
 
     Architectures are projected onto the proxy space, deduplicated, encoded and scored in chunks
-    of `chunk` (the last chunk padded), so all calls share one compiled function per proxy.
+    of `chunk` (the last chunk padded), so all calls share one compiled function per proxy. Each
+    proxy reads the first `images[name]` images of `x` (its reference minibatch size), or all.
     Scores are cached by projected architecture: archs that differ only in choices the proxy
     network does not have (e.g. the NASNet macro) are scored once.
     """
@@ -107,12 +108,14 @@ class ProxyEvaluator:
         key: jax.Array,
         *,
         chunk: int = 16,
+        images: Mapping[str, int] | None = None,
     ) -> None:
         self.proxy_space = proxy_space
         self.params = params
         self.proxies = dict(proxies)
         self.x, self.y, self.key = jnp.asarray(x), jnp.asarray(y), key
         self.chunk = chunk
+        self.images = dict(images or {})
         self._cache: dict[str, dict[str, float]] = {}
 
     def __call__(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
@@ -122,10 +125,12 @@ class ProxyEvaluator:
             part = todo[start : start + self.chunk]
             padded = part + [part[0]] * (self.chunk - len(part))  # one shape: one compile
             encoded = jnp.asarray(np.stack([self.proxy_space.encode(a) for a in padded]), jnp.int32)
-            values = {
-                name: np.asarray(fn(self.params, encoded, self.x, self.y, self.key))[: len(part)]
-                for name, fn in self.proxies.items()
-            }
+            values = {}
+            for name, fn in self.proxies.items():
+                n = self.images.get(name, len(self.x))
+                values[name] = np.asarray(fn(self.params, encoded, self.x[:n], self.y[:n], self.key))[
+                    : len(part)
+                ]
             for i, p in enumerate(part):
                 self._cache[p.fingerprint] = {name: float(v[i]) for name, v in values.items()}
         return [dict(self._cache[p.fingerprint]) for p in projected]

@@ -23,6 +23,14 @@ from nasx.nn.layers import BatchNorm, BatchNormContext
 __all__ = ["Stack"]
 
 
+def _stack(*xs: jax.Array) -> jax.Array:
+    """Stacked on the host (jnp.stack would compile one program per distinct shape), except
+    under tracing (`nnx.eval_shape`, `supernet.build`'s size check), where only shapes exist."""
+    if any(isinstance(x, jax.core.Tracer) for x in xs):
+        return jnp.stack(xs)
+    return jnp.asarray(np.stack(xs))
+
+
 class Stack(nnx.Module):
     """``len(layers)`` modules of identical structure; `scan` runs them in order."""
 
@@ -31,8 +39,7 @@ class Stack(nnx.Module):
             raise ValueError("Stack needs at least one layer")
         graphdef, _ = nnx.split(layers[0])
         states = [nnx.split(layer)[1] for layer in layers]
-        # stacked on the host: jnp.stack would compile one program per distinct shape
-        self.layers = nnx.merge(graphdef, jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *states))
+        self.layers = nnx.merge(graphdef, jax.tree.map(_stack, *states))
         self.n = len(layers)
 
     def __len__(self) -> int:
