@@ -1,0 +1,183 @@
+"""Zero-cost proxies on the NB201 supernet, one compile for every architecture, measured.
+
+Run: ``python benchmarks/proxies.py`` (synflow and jacob_cov; about 25 min on 2 busy CPU cores);
+``--proxies synflow snip grad_norm jacob_cov naswot zen`` for all. Side by side, in one run, per
+proxy, on NB201's CIFAR-10 skeleton at full width (C = 16, 32 px):
+
+(a) vmapped: `nasx.proxies.make_proxy`, chunks of ``--chunk`` architectures per call, compiled
+    once (compile time reported apart), then steady-state architectures per second over up to
+    ``--archs`` random architectures (fewer if ``--seconds`` runs out first);
+(b) one architecture per call: the same proxy jitted for a single architecture (one compile too),
+    over ``--single`` architectures;
+(c) the reference figures for PyTorch eager on a 2-core machine (synflow 4 archs/s, jacob_cov
+    1.8 archs/s, given in the task brief; not measured here);
+(d) with the NB201 table (``--nb201``, third-party data that never enters the repo), the Spearman
+    rank correlation of the scores of (a) with ``cifar10_test_acc`` and with
+    ``bw_cifar10valid_test_acc`` (the accuracy Abdelfattah et al. correlate with).
+
+Images: CIFAR-10 is not available offline, so the minibatch is scikit-learn's digits upscaled to
+32 px (real images, 10 classes, `nasx.data`); batch 64 as in Abdelfattah et al.'s NB201 runs,
+128 for naswot as in Mellor et al.; synflow reads only the image shape. The supernet computes
+all 5 ops on all 6 edges of each of the 15 cells, so its forward pass costs about 5 times the
+FLOPs of an average NB201 network; XLA's cost analysis of each compiled program is reported.
+
+Prints a table and writes ``benchmarks/results/proxies.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nasx.data import load  # noqa: E402
+from nasx.proxies import PROXIES, make_proxy  # noqa: E402
+from nasx.supernet import build, functional  # noqa: E402
+from search_spaces import nb201  # noqa: E402
+from search_spaces.nb201_supernet import Nb201Supernet  # noqa: E402
+
+PYTORCH_EAGER = {"synflow": 4.0, "jacob_cov": 1.8}
+"""archs/s of the reference PyTorch code, eager, on a 2-core machine (from the task brief)."""
+
+
+def _flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return float(analysis.get("flops", float("nan"))) if analysis else float("nan")
+
+
+def _plain(value):
+    """NaN and infinities as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    keep = np.isfinite(a) & np.isfinite(b)
+    return float(spearmanr(a[keep], b[keep]).correlation) if keep.sum() > 2 else float("nan")
+
+
+def measure(name: str, apply, params, encoded: np.ndarray, x, y, args) -> dict:
+    """(a) and (b) for one proxy: compile seconds, archs/s, scores of the archs scored in (a)."""
+    proxy, key = PROXIES[name], jax.random.key(args.seed)
+    scores_fn = make_proxy(apply, proxy)
+    chunk = args.chunk
+    start = time.perf_counter()
+    vmapped = scores_fn.lower(params, jnp.asarray(encoded[:chunk]), x, y, key).compile()
+    compile_s = time.perf_counter() - start
+    print(f"  {name}: vmapped compiled in {compile_s:.0f} s", flush=True)
+    jax.block_until_ready(vmapped(params, jnp.asarray(encoded[:chunk]), x, y, key))  # warm-up
+    scores, start = [], time.perf_counter()
+    for i in range(0, len(encoded), chunk):
+        batch = encoded[i : i + chunk]
+        if len(batch) < chunk:  # pad: one shape, one compile
+            batch = np.concatenate([batch, np.repeat(batch[-1:], chunk - len(batch), axis=0)])
+        scores.append(np.asarray(vmapped(params, jnp.asarray(batch), x, y, key))[: len(encoded) - i])
+        if time.perf_counter() - start > args.seconds:
+            break
+    vmapped_s = time.perf_counter() - start
+    scores = np.concatenate(scores)
+    print(f"  {name}: {len(scores)} archs in {vmapped_s:.1f} s", flush=True)
+
+    n_single, single_compile_s, single_s = min(args.single, len(encoded)), float("nan"), float("nan")
+    if n_single:
+        one = jax.jit(lambda p, a, x, y, k: proxy.fn(apply, p, a, x, y, k))
+        start = time.perf_counter()
+        single = one.lower(params, jnp.asarray(encoded[0]), x, y, key).compile()
+        single_compile_s = time.perf_counter() - start
+        jax.block_until_ready(single(params, jnp.asarray(encoded[0]), x, y, key))
+        start = time.perf_counter()
+        for arch in encoded[:n_single]:
+            jax.block_until_ready(single(params, jnp.asarray(arch), x, y, key))
+        single_s = time.perf_counter() - start
+    return {
+        "images": int(x.shape[0]),
+        "compile_s": compile_s,
+        "archs": len(scores),
+        "archs_per_s": len(scores) / vmapped_s,
+        "gflop_per_arch": _flops(vmapped) / chunk / 1e9,
+        "single_compile_s": single_compile_s,
+        "single_archs": n_single,
+        "single_archs_per_s": n_single / single_s if n_single else float("nan"),
+        "pytorch_eager_archs_per_s": PYTORCH_EAGER.get(name),
+        "scores": scores.tolist(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proxies", nargs="+", default=["synflow", "jacob_cov"], choices=list(PROXIES))
+    parser.add_argument("--archs", type=int, default=200, help="random architectures for (a)")
+    parser.add_argument("--seconds", type=float, default=600.0, help="time limit of (a) per proxy")
+    parser.add_argument("--chunk", type=int, default=8, help="architectures per vmapped call")
+    parser.add_argument("--single", type=int, default=5, help="architectures for (b); 0 skips (b)")
+    parser.add_argument("--batch", type=int, default=64, help="images per minibatch")
+    parser.add_argument("--naswot-batch", type=int, default=128, help="images per minibatch for naswot")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nb201", type=Path, default=ROOT.parent / "shared" / "data" / "nb201" / "nb201.csv")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "proxies.json")
+    args = parser.parse_args()
+
+    space = nb201.space("cifar10")
+    _, params, apply = functional(build(Nb201Supernet, space, seed=args.seed))
+    rng = np.random.default_rng(args.seed)
+    archs = [space.sample(rng) for _ in range(args.archs)]
+    encoded = np.stack([space.encode(a) for a in archs])
+    data = load("digits", size=space.resolution, seed=args.seed)
+    order = np.random.default_rng([args.seed, 1]).permutation(len(data.x_train))
+    accuracy = {}
+    if args.nb201.is_file():
+        with args.nb201.open() as f:
+            rows = {r["arch_str"]: r for r in csv.DictReader(f)}
+        for column in ("cifar10_test_acc", "bw_cifar10valid_test_acc"):
+            accuracy[column] = np.array([float(rows[nb201.to_string(a)][column]) for a in archs])
+    print(f"NB201 cifar10 supernet, {jax.device_count()} device(s), {len(archs)} archs", flush=True)
+
+    results = {}
+    for name in args.proxies:
+        n = args.naswot_batch if name == "naswot" else (1 if name == "synflow" else args.batch)
+        x = jnp.asarray(data.x_train[order[:n]])
+        y = jnp.asarray(data.y_train[order[:n]]) if PROXIES[name].needs_labels else None
+        r = measure(name, apply, params, encoded, x, y, args)
+        for column, acc in accuracy.items():
+            r[f"spearman_{column}"] = _spearman(np.asarray(r["scores"]), acc[: r["archs"]])
+        results[name] = r
+
+    header = (
+        f"{'proxy':<10} {'imgs':>4} {'compile s':>9} {'archs/s':>8} {'GFLOP/arch':>10} "
+        f"{'1-arch compile s':>16} {'1-arch archs/s':>14} {'PyTorch':>7} {'n':>4} {'rho test':>8} {'rho valid':>9}"
+    )
+    print(header)
+    for name, r in results.items():
+        torch = "" if r["pytorch_eager_archs_per_s"] is None else f"{r['pytorch_eager_archs_per_s']:.1f}"
+        print(
+            f"{name:<10} {r['images']:>4} {r['compile_s']:>9.0f} {r['archs_per_s']:>8.2f} {r['gflop_per_arch']:>10.1f} "
+            f"{r['single_compile_s']:>16.0f} {r['single_archs_per_s']:>14.2f} {torch:>7} {r['archs']:>4} "
+            f"{r.get('spearman_cifar10_test_acc', float('nan')):>8.3f} "
+            f"{r.get('spearman_bw_cifar10valid_test_acc', float('nan')):>9.3f}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    args.out.write_text(
+        json.dumps({"results": results, "args": meta, "backend": jax.default_backend()}, indent=2)
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
