@@ -22,6 +22,16 @@ all 5 ops on all 6 edges of each of the 15 cells, so its forward pass costs abou
 FLOPs of an average NB201 network; XLA's cost analysis of each compiled program is reported.
 
 Prints a table and writes ``benchmarks/results/proxies.json``.
+
+Measured (2 CPU cores shared with other jobs, load 3-5): synflow 2.7 archs/s vmapped, 4.3 one
+architecture per call, compile 155 s; jacob_cov 0.06 archs/s (batch 64), compile 191 s; the
+target of 20 archs/s is missed. Why, from XLA dumps and micro-benchmarks: (1) the supernet runs
+every candidate op (109 GFLOP per jacob_cov architecture); (2) in the backward pass XLA:CPU's
+loop fusion duplicates the ``jnp.where`` select chains and the batch-norm recomputation into the
+gradient-accumulation fusions (385 selects before optimization, 37,936 after; fusions of ~700
+ops), so an input gradient costs ~10x the forward pass and LLVM code generation of those fusions
+takes most of the minutes of compile time; (3) XLA:CPU's convolution weight gradients run ~5x
+slower than the forward convolution (synflow, snip, grad_norm).
 """
 
 from __future__ import annotations
