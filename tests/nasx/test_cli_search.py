@@ -150,7 +150,9 @@ def test_solve_prints_the_mp_result(capsys: pytest.CaptureFixture[str]) -> None:
     arch = space.validate(result["arch"])
     assert space.costs(arch).macs <= 300e6 and result["status"]
     assert result["effectiveness"] <= 0.5 + 1e-9
-    code, _, err = run(capsys, "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32", "--rho", "0.3")
+    code, _, err = run(
+        capsys, "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32", "--rho", "0.3"
+    )
     assert code == 2 and "rho" in err  # at rho 0.3 no mobilenet fits: the binding bound is named
 
 

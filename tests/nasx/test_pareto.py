@@ -48,6 +48,7 @@ def test_hypervolume_matches_monte_carlo_free_grid_count() -> None:
     points = rng.integers(0, 6, size=(12, 3))
     reference = (6, 6, 6)
     cells = sum(
-        any(all(p[k] <= c[k] for k in range(3)) for p in points) for c in itertools.product(range(6), repeat=3)
+        any(all(p[k] <= c[k] for k in range(3)) for p in points)
+        for c in itertools.product(range(6), repeat=3)
     )
     assert hypervolume(points, reference, False) == pytest.approx(cells)

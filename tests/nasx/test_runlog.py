@@ -52,6 +52,6 @@ def test_torn_last_line_is_dropped(tmp_path: Path) -> None:
 
 def test_corruption_before_the_end_raises(tmp_path: Path) -> None:
     path = tmp_path / "runlog.jsonl"
-    path.write_text('garbage\n' + json.dumps(_evaluation(0).to_dict()) + "\n")
+    path.write_text("garbage\n" + json.dumps(_evaluation(0).to_dict()) + "\n")
     with pytest.raises(json.JSONDecodeError):
         read_runlog(path)
