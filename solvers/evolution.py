@@ -46,6 +46,7 @@ from nasx.space import Arch, SearchSpace
 from solvers.random import (
     Record,
     SearchState,
+    check_count,
     check_seed,
     extend_seen,
     make_records,
@@ -179,9 +180,7 @@ class AgingEvolution:
         Raises:
           InfeasibleBudgetError: nothing within the budget was found in the bounded effort.
         """
-        if n < 0:
-            raise ValueError(f"ask: n must be >= 0, got {n}")
-        if n == 0:
+        if check_count(n) == 0:
             return [], state
         rng = step_rng(state.seed, state.step)
         population = state.history[-self.population_size :]
@@ -328,9 +327,7 @@ class NSGA2:
         Raises:
           InfeasibleBudgetError: nothing within the budget was found in the bounded effort.
         """
-        if n < 0:
-            raise ValueError(f"ask: n must be >= 0, got {n}")
-        if n == 0:
+        if check_count(n) == 0:
             return [], state
         rng = step_rng(state.seed, state.step)
         parents = [state.history[i] for i in state.population]

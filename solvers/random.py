@@ -59,6 +59,13 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def check_count(n: int) -> int:
+    """`n`, the number of architectures `ask` is asked for, if it is >= 0, else ValueError."""
+    if n < 0:
+        raise ValueError(f"ask: n must be >= 0, got {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class Record:
     """One evaluated architecture and its objective values (in the order the strategy expects)."""
@@ -240,9 +247,7 @@ class RandomSearch:
         Raises:
           InfeasibleBudgetError: nothing within the budget was found in the bounded effort.
         """
-        if n < 0:
-            raise ValueError(f"ask: n must be >= 0, got {n}")
-        if n == 0:
+        if check_count(n) == 0:
             return [], state
         rng = step_rng(state.seed, state.step)
         archs = sample_unseen(
