@@ -82,10 +82,10 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a[keep], b[keep]).correlation) if keep.sum() > 2 else float("nan")
 
 
-def measure(name: str, apply, params, encoded: np.ndarray, x, y, args) -> dict:
+def measure(name: str, apply, params, encoded: np.ndarray, x, y, args, *, one_at_a_time: bool) -> dict:
     """(a) and (b) for one proxy: compile seconds, archs/s, scores of the archs scored in (a)."""
     proxy, key = PROXIES[name], jax.random.key(args.seed)
-    scores_fn = make_proxy(apply, proxy)
+    scores_fn = make_proxy(apply, proxy, one_at_a_time=one_at_a_time)
     chunk = args.chunk
     start = time.perf_counter()
     vmapped = scores_fn.lower(params, jnp.asarray(encoded[:chunk]), x, y, key).compile()
@@ -163,7 +163,7 @@ def main() -> None:
         n = args.naswot_batch if name == "naswot" else (1 if name == "synflow" else args.batch)
         x = jnp.asarray(data.x_train[order[:n]])
         y = jnp.asarray(data.y_train[order[:n]]) if PROXIES[name].needs_labels else None
-        r = measure(name, apply, params, encoded, x, y, args)
+        r = measure(name, apply, params, encoded, x, y, args, one_at_a_time=Nb201Supernet.switches_ops)
         for column, acc in accuracy.items():
             r[f"spearman_{column}"] = _spearman(np.asarray(r["scores"]), acc[: r["archs"]])
         results[name] = r

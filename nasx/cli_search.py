@@ -157,7 +157,10 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     evaluate = ProxyEvaluator(
         network,
         params,
-        {n: proxies.make_proxy(apply, p) for n, p in chosen.items()},
+        {
+            n: proxies.make_proxy(apply, p, one_at_a_time=getattr(supernet, "switches_ops", False))
+            for n, p in chosen.items()
+        },
         data.x_train[order],
         data.y_train[order],
         jax.random.key(args.seed),

@@ -11,7 +11,7 @@ The supernet runs every candidate op and masks what an architecture does not use
 must see only what the architecture uses:
 
 * gradient proxies (synflow, snip, grad_norm): an unused weight gets exactly zero gradient (its
-  output is dropped by a ``jnp.where`` or multiplied by a zero mask), so sums over all weights are
+  output is dropped by a switch, a ``jnp.where`` or a zero mask), so sums over all weights are
   sums over the architecture's weights;
 * activation proxies (naswot, zen): the ReLUs and the final global average pool are found by
   interpreting the jaxpr of ``apply`` (JAX's custom-interpreter pattern; no hooks in the layers),
@@ -106,17 +106,21 @@ def _worst_if_nan(score: jax.Array) -> jax.Array:
 
 # --- gradient proxies ---------------------------------------------------------------------------
 def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=None, key=None) -> jax.Array:
-    """log of the synaptic flow ``sum |theta * dR/dtheta|``, R the sum of the logits.
+    """log of the synaptic flow ``sum theta * dR/dtheta`` over the weights, R the sum of the logits.
 
     As in the reference code: weights replaced by their absolute values, one all-ones input of
     x's shape, batch norm removed (here: normalized by fixed statistics mean 0, variance 1, which
     at initialization, scale 1 and bias 0, is the identity; the score never depends on the batch
-    or labels). Biases are set to zero so that R is exactly linear in the input and in the output
-    cotangent: the reference computes in float64 (R reaches e^115 in NASLib's NB201 scores, and
-    float32 ends at e^88), whereas here the input is ``exp(SYNFLOW_LOG_INPUT)`` and the cotangent ``1 / R``, and
-    the logs are added back. Exact for networks positively homogeneous in their input (ReLU,
-    pooling, linear: NB201, NASNet, ResNet); R up to about e^145. Returns ``-inf`` when R = 0 (no
-    path from input to output).
+    or labels). Every term is >= 0, so the sum equals the reference's sum of absolute values.
+
+    The sum over all weights is one directional derivative: ``d/dt R(theta + t * theta)`` at
+    t = 0 (chain rule), so a single forward-mode pass (`jax.jvp`) replaces the reference's
+    backward pass and its weight gradients. Biases are set to zero so that R is exactly linear in
+    the input: the reference computes in float64 (R reaches e^115 in NASLib's NB201 scores, and
+    float32 ends at e^88), whereas here the input is ``exp(SYNFLOW_LOG_INPUT)`` and the log is
+    added back. Exact for networks positively homogeneous in their input (ReLU, pooling, linear:
+    NB201, NASNet, ResNet); R up to about e^145. Returns ``-inf`` when R = 0 (no path from input
+    to output).
 
     References:
       Tanaka et al., NeurIPS 2020; Abdelfattah et al., ICLR 2021 (``synflow``, ``bn=False``).
@@ -125,16 +129,15 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     theta = jax.tree_util.tree_map_with_path(
         lambda p, v: jnp.zeros_like(v) if _names(p)[-1:] == ("bias",) else jnp.abs(v), params
     )
+    direction = jax.tree_util.tree_map_with_path(
+        lambda p, v: v if _names(p)[-1:] == ("kernel",) else jnp.zeros_like(v), theta
+    )
     shapes = jax.eval_shape(lambda p, a, x: apply(p, a, x)[1], theta, arch, x[:1])
     stats: Stats = {k: (jnp.zeros(m.shape), jnp.full(v.shape, 1.0 - EPS)) for k, (m, v) in shapes.items()}
     ones = jnp.full((1, *x.shape[1:]), math.exp(SYNFLOW_LOG_INPUT), x.dtype)
-    logits, pullback = jax.vjp(lambda p: apply(p, arch, ones, stats)[0], theta)
-    flow_scaled = jnp.sum(logits)
-    alive = flow_scaled > 0
-    flow_scaled = jnp.where(alive, flow_scaled, 1.0)
-    (grads,) = pullback(jnp.full_like(logits, 1.0) / flow_scaled)
-    total = sum(jnp.sum(t * g) for t, g in _kernels(theta, grads))
-    score = jnp.log(total) + jnp.log(flow_scaled) - SYNFLOW_LOG_INPUT
+    flow, total = jax.jvp(lambda p: jnp.sum(apply(p, arch, ones, stats)[0]), (theta,), (direction,))
+    alive = flow > 0
+    score = jnp.log(jnp.where(alive, total, 1.0)) - SYNFLOW_LOG_INPUT
     return jnp.where(alive, score, -jnp.inf)
 
 
@@ -436,16 +439,20 @@ PROXIES = {
 
 
 def make_proxy(
-    apply: Apply, proxy: Proxy | ProxyFn, *, compiler_options: dict | None = None
+    apply: Apply, proxy: Proxy | ProxyFn, *, one_at_a_time: bool = False, compiler_options: dict | None = None
 ) -> Callable[[nnx.State, jax.Array, jax.Array, jax.Array | None, jax.Array], jax.Array]:
     """``scores(params, archs, x, y, key) -> (n,)`` for ``archs`` of shape ``(n, d)``, jitted.
 
     Every architecture sees the same images, labels and key; one compile serves every batch of
-    architectures of the same size (pad the last chunk).
+    architectures of the same size (pad the last chunk). The batch is vmapped, or, with
+    ``one_at_a_time``, scored in a ``lax.map`` loop inside the same compiled call: for supernets
+    that select ops with ``lax.switch`` (`switches_ops`, e.g. NB201) only the chosen ops
+    then run, where ``vmap`` would turn each switch into a select of every candidate.
     """
     fn = proxy.fn if isinstance(proxy, Proxy) else proxy
 
     def scores(params, archs, x, y, key):
-        return jax.vmap(lambda arch: fn(apply, params, arch, x, y, key))(archs)
+        one = lambda arch: fn(apply, params, arch, x, y, key)  # noqa: E731
+        return jax.lax.map(one, archs) if one_at_a_time else jax.vmap(one)(archs)
 
     return jax.jit(scores, compiler_options=compiler_options)

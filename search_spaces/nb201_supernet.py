@@ -5,8 +5,11 @@ Structure exactly as `search_spaces.nb201` costs it (AutoDL ``TinyNetwork``): st
 ReLU, global average pool, linear. Cell ops: ``nor_conv_kxk`` = ReLU -> conv -> BN,
 ``avg_pool_3x3`` without padded taps, ``skip_connect``, ``none``. Node j sums its incoming edges.
 
-All candidates of an edge are computed and the chosen one is selected with ``jnp.where``, so the
-selection is data (one compile for all 15,625 cells, and ``vmap`` over a batch of them). A
+Each edge picks its op with ``lax.switch`` on the traced op index, so the selection is data: one
+compile serves all 15,625 cells. Run for one architecture (e.g. in a ``lax.map`` over a batch,
+`Nb201Supernet.switches_ops`), only the chosen op of each edge is computed; under ``vmap`` the
+switch becomes a select and every candidate runs. The ReLU that opens both conv ops of an edge
+is applied before the switch, so activation proxies find it at the top level of the jaxpr. A
 standalone network (`Nb201Net`) holds only the chosen ops.
 
 References:
@@ -48,7 +51,13 @@ class _ConvOp(nnx.Module):
     def __call__(
         self, x: jax.Array, ctx: BatchNormContext | None, bits: jax.Array | int | None = None
     ) -> jax.Array:
-        return self.bn(self.conv(relu(x), bits=bits), ctx=ctx)
+        return self.conv_bn(relu(x), ctx, bits)
+
+    def conv_bn(
+        self, activated: jax.Array, ctx: BatchNormContext | None, bits: jax.Array | int | None = None
+    ) -> jax.Array:
+        """The op after its ReLU: conv -> BN of the already activated input."""
+        return self.bn(self.conv(activated, bits=bits), ctx=ctx)
 
     def sliced(self, stats: Stats, bits: int, rngs: nnx.Rngs) -> _ConvOp:
         c = self.conv
@@ -102,28 +111,45 @@ class _SuperCell(nnx.Module):
     def __call__(self, x: jax.Array, ops: list[jax.Array], ctx: BatchNormContext, bits) -> jax.Array:
         nodes = [x]
         for j in (1, 2, 3):
-            total = None
-            for e, (i, to) in enumerate(EDGES):
-                if to != j:
-                    continue
-                src = nodes[i]
-                candidates = {
-                    "none": jnp.zeros_like(src),
-                    "skip_connect": src,
-                    "nor_conv_1x1": self.conv1[e](src, ctx, bits),
-                    "nor_conv_3x3": self.conv3[e](src, ctx, bits),
-                    "avg_pool_3x3": avg_pool(src, 3),
-                }
-                y = candidates[OPS[0]]
-                for k, op in enumerate(OPS[1:], start=1):
-                    y = jnp.where(ops[e] == k, candidates[op], y)
-                total = y if total is None else total + y
-            nodes.append(total)
+            terms = [self._edge(e, nodes[i], ops[e], ctx, bits) for e, (i, to) in enumerate(EDGES) if to == j]
+            nodes.append(sum(terms[1:], terms[0]))
         return nodes[3]
+
+    def _edge(self, e: int, src: jax.Array, op: jax.Array, ctx: BatchNormContext, bits) -> jax.Array:
+        """Edge `e`'s chosen op (`op`, an index into `OPS`) of `src`, by ``lax.switch``.
+
+        Batch-norm statistics cross the switch as outputs: each branch returns those of both conv
+        ops of the edge, placeholders (mean 0, variance 1) for the op it does not run.
+        """
+        convs = {"nor_conv_1x1": self.conv1[e], "nor_conv_3x3": self.conv3[e]}
+        activated = relu(src)
+        placeholder = (jnp.zeros(src.shape[-1], src.dtype), jnp.ones(src.shape[-1], src.dtype))
+
+        def branch(name: str):
+            def run(src: jax.Array, activated: jax.Array) -> tuple[jax.Array, Stats]:
+                local = BatchNormContext(ctx.given)
+                y = (
+                    convs[name].conv_bn(activated, local, bits)
+                    if name in convs
+                    else _apply_op(name, None, src, None, None)
+                )
+                if ctx.given is not None:
+                    return y, {}
+                return y, {m.bn.key: local.recorded.get(m.bn.key, placeholder) for m in convs.values()}
+
+            return run
+
+        y, recorded = jax.lax.switch(op, [branch(name) for name in OPS], src, activated)
+        ctx.recorded.update(recorded)
+        return y
 
 
 class Nb201Supernet(nnx.Module):
     """Weight-sharing supernet of an `Nb201Space` (any of its variants, with or without bits)."""
+
+    switches_ops = True
+    """Edges select their op with ``lax.switch``: evaluate architectures one at a time (a
+    ``lax.map``), not under ``vmap``, and only the chosen ops run (`nasx.proxies.make_proxy`)."""
 
     def __init__(self, space: Nb201Space, *, rngs: nnx.Rngs) -> None:
         self.space = space

@@ -177,6 +177,34 @@ def test_synflow_reads_only_the_image_shape_and_scales_with_the_classifier(rig: 
         np.testing.assert_allclose(scaled, base + np.log(7.0), rtol=1e-5)
 
 
+def test_synflow_equals_the_sum_of_weight_times_gradient(rig: _Rig) -> None:
+    """The forward-mode synflow against its definition, by weight gradients: sum over kernels of
+    |theta * dR/dtheta|, theta = |w|, biases 0, batch norm the identity, input all ones."""
+    theta = jax.tree_util.tree_map_with_path(
+        lambda p, v: jnp.zeros_like(v) if _names(p)[-1:] == ("bias",) else jnp.abs(v), rig.params
+    )
+    stats = {
+        k: (jnp.zeros_like(m), jnp.ones_like(v) - 1e-5)
+        for k, (m, v) in rig.apply(theta, rig.archs[0], rig.x)[1].items()
+    }
+    ones = jnp.ones((1, *rig.x.shape[1:]))
+    expected = []
+    for arch in rig.archs:
+        grads = jax.grad(lambda p, a=arch: jnp.sum(rig.apply(p, a, ones, stats)[0]))(theta)
+        terms = jax.tree_util.tree_map_with_path(
+            lambda p, t, g: jnp.sum(jnp.abs(t * g)) if _names(p)[-1:] == ("kernel",) else 0.0, theta, grads
+        )
+        expected.append(np.log(float(sum(jax.tree.leaves(terms)))))
+    np.testing.assert_allclose(rig.scores("synflow"), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["synflow", "jacob_cov", "naswot"])
+def test_one_arch_at_a_time_equals_vmapped(rig: _Rig, name: str) -> None:
+    mapped = make_proxy(rig.apply, PROXIES[name], one_at_a_time=True, compiler_options=QUICK)
+    scores = mapped(rig.params, rig.archs, rig.x, rig.y, rig.key)
+    np.testing.assert_allclose(scores, rig.scores(name), rtol=1e-5, atol=1e-5)
+
+
 def test_no_path_from_input_to_output_scores_minus_infinity(rig: _Rig) -> None:
     archs = [ALL_NONE, *ARCHS[:5]]
     for name in ("synflow", "jacob_cov"):

@@ -91,3 +91,22 @@ def test_vmap_over_architectures_equals_a_loop(rig: _Rig) -> None:
     for i, arch in enumerate(archs):
         single, _ = rig.calibrate(rig.params, rig.encode(arch), rig.x)
         np.testing.assert_allclose(batched[i], single, rtol=1e-5, atol=1e-6)
+
+
+def test_proxies_one_arch_at_a_time_equal_the_vmapped_scores(rig: _Rig) -> None:
+    """One at a time (lax.map) only each edge's chosen op runs; vmapped, every candidate runs
+    and the switch selects: the same scores. naswot finds each edge's ReLU outside the switch."""
+    from nasx.proxies import PROXIES, make_proxy
+
+    archs = jnp.stack([rig.encode(a) for a in _archs()[:3]])
+    args = (rig.params, archs, rig.x, jnp.zeros(4, jnp.int32), jax.random.key(0))
+    assert Nb201Supernet.switches_ops
+    quick = {"xla_backend_optimization_level": 0}
+    mapped = {
+        name: make_proxy(rig.apply, PROXIES[name], one_at_a_time=True, compiler_options=quick)(*args)
+        for name in ("synflow", "naswot")
+    }
+    for name, scores in mapped.items():
+        assert np.all(np.isfinite(scores)) and len(set(np.asarray(scores).tolist())) == 3, name
+    vmapped = make_proxy(rig.apply, PROXIES["synflow"], compiler_options=quick)(*args)
+    np.testing.assert_allclose(mapped["synflow"], vmapped, rtol=1e-4)
