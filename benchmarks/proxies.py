@@ -1,12 +1,13 @@
 """Zero-cost proxies on the NB201 supernet, one compile for every architecture, measured.
 
-Run: ``python benchmarks/proxies.py`` (synflow and jacob_cov; about 25 min on 2 busy CPU cores);
+Run: ``python benchmarks/proxies.py`` (synflow and jacob_cov; about 8 min on 2 idle CPU cores);
 ``--proxies synflow snip grad_norm jacob_cov naswot zen`` for all. Side by side, in one run, per
 proxy, on NB201's CIFAR-10 skeleton at full width (C = 16, 32 px):
 
-(a) vmapped: `nasx.proxies.make_proxy`, chunks of ``--chunk`` architectures per call, compiled
-    once (compile time reported apart), then steady-state architectures per second over up to
-    ``--archs`` random architectures (fewer if ``--seconds`` runs out first);
+(a) batched: `nasx.proxies.make_proxy`, chunks of ``--chunk`` architectures per compiled call
+    (one at a time in a ``lax.map``, as `Nb201Supernet.switches_ops` asks, or ``--vmap``),
+    compiled once (compile time reported apart), then steady-state architectures per second over
+    up to ``--archs`` random architectures (fewer if ``--seconds`` runs out first);
 (b) one architecture per call: the same proxy jitted for a single architecture (one compile too),
     over ``--single`` architectures;
 (c) the reference figures for PyTorch eager on a 2-core machine (synflow 4 archs/s, jacob_cov
@@ -17,21 +18,25 @@ proxy, on NB201's CIFAR-10 skeleton at full width (C = 16, 32 px):
 
 Images: CIFAR-10 is not available offline, so the minibatch is scikit-learn's digits upscaled to
 32 px (real images, 10 classes, `nasx.data`); batch 64 as in Abdelfattah et al.'s NB201 runs,
-128 for naswot as in Mellor et al.; synflow reads only the image shape. The supernet computes
-all 5 ops on all 6 edges of each of the 15 cells, so its forward pass costs about 5 times the
-FLOPs of an average NB201 network; XLA's cost analysis of each compiled program is reported.
+128 for naswot as in Mellor et al.; synflow reads only the image shape. XLA's cost analysis of
+each compiled program is reported (it counts every branch of a switch).
 
 Prints a table and writes ``benchmarks/results/proxies.json``.
 
-Measured (2 CPU cores shared with other jobs, load 3-5): synflow 2.7 archs/s vmapped, 4.3 one
-architecture per call, compile 155 s; jacob_cov 0.06 archs/s (batch 64), compile 191 s; the
-target of 20 archs/s is missed. Why, from XLA dumps and micro-benchmarks: (1) the supernet runs
-every candidate op (109 GFLOP per jacob_cov architecture); (2) in the backward pass XLA:CPU's
-loop fusion duplicates the ``jnp.where`` select chains and the batch-norm recomputation into the
-gradient-accumulation fusions (385 selects before optimization, 37,936 after; fusions of ~700
-ops), so an input gradient costs ~10x the forward pass and LLVM code generation of those fusions
-takes most of the minutes of compile time; (3) XLA:CPU's convolution weight gradients run ~5x
-slower than the forward convolution (synflow, snip, grad_norm).
+Measured on an idle 2-core CPU (2026-12-01), archs/s, one at a time (lax.map + switch):
+synflow 71.6 (compile 10 s; 16.3 one architecture per call), jacob_cov 0.57 (compile 27 s;
+0.40 per call), zen 1.46, naswot 0.49, snip 0.07, grad_norm 0.07. With ``--vmap`` (every op of
+every edge runs): jacob_cov 0.12, snip 0.05. Before the switch (a ``jnp.where`` chain, vmapped):
+synflow 2.7, jacob_cov 0.06. synflow beats the 20 archs/s target (forward-mode, no weight
+gradients); the others miss it. Why, measured: (1) XLA:CPU runs a convolution inside a nested
+computation (a switch branch, a loop body) far slower than at the top level: 3x3, 16 channels,
+64 x 32 x 32, weight gradient 57 ms at the top level against 1,165 ms inside a ``lax.switch``,
+input gradient 20 ms against 158 ms (with another job running; the forward pass is barely
+affected); (2) at batch 64 even
+a network compiled for one architecture alone (the extracted `Nb201Net`, no switch) computes
+jacob_cov at 1.7 archs/s and its forward pass at 4 archs/s on this CPU, so 20 archs/s at the
+reference batch is beyond these 2 cores whatever the selection; (3) snip and grad_norm need every
+convolution's weight gradient, the slowest case of (1).
 """
 
 from __future__ import annotations
@@ -138,6 +143,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=5, help="architectures for (b); 0 skips (b)")
     parser.add_argument("--batch", type=int, default=64, help="images per minibatch")
     parser.add_argument("--naswot-batch", type=int, default=128, help="images per minibatch for naswot")
+    parser.add_argument(
+        "--vmap", action="store_true", help="vmap every chunk (each switch runs every op) instead of lax.map"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nb201", type=Path, default=ROOT.parent / "shared" / "data" / "nb201" / "nb201.csv")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "proxies.json")
@@ -163,7 +171,16 @@ def main() -> None:
         n = args.naswot_batch if name == "naswot" else (1 if name == "synflow" else args.batch)
         x = jnp.asarray(data.x_train[order[:n]])
         y = jnp.asarray(data.y_train[order[:n]]) if PROXIES[name].needs_labels else None
-        r = measure(name, apply, params, encoded, x, y, args, one_at_a_time=Nb201Supernet.switches_ops)
+        r = measure(
+            name,
+            apply,
+            params,
+            encoded,
+            x,
+            y,
+            args,
+            one_at_a_time=not args.vmap and Nb201Supernet.switches_ops,
+        )
         for column, acc in accuracy.items():
             r[f"spearman_{column}"] = _spearman(np.asarray(r["scores"]), acc[: r["archs"]])
         results[name] = r
