@@ -1120,6 +1120,15 @@ def _least(
     return pulp.value(model.costs[name])
 
 
+def _exceeded(least: dict[str, float | None], limits: dict[str, float], phrase: str) -> list[str]:
+    """The message "COST: PHRASE LEAST > limit LIMIT" of each cost whose least value exceeds its limit."""
+    return [
+        f"{_WORD[n]}: {phrase} {format_amount(v)} > limit {format_amount(limits[n])}"
+        for n, v in least.items()
+        if v is not None and v > limits[n] + 0.5
+    ]
+
+
 def _infeasible(
     setting: _Setting,
     build: Callable[[float | None], _Model],
@@ -1137,11 +1146,7 @@ def _infeasible(
     where = f'no architecture of "{space.name}" ({space.variant}) at {setting.resolution} px'
     rho = f"rho <= {rho_max:g}" if rho_max is not None else "no rho bound"
     least = {name: _least(setting, build, name, None, seconds) for name in limits}
-    binding = [
-        f"{_WORD[n]}: least attainable {format_amount(v)} > limit {format_amount(limits[n])}"
-        for n, v in least.items()
-        if v is not None and v > limits[n] + 0.5
-    ]
+    binding = _exceeded(least, limits, "least attainable")
     if binding:
         return InfeasibleBudgetError(f'{where} fits budget "{budget}": ' + "; ".join(binding))
     if not exhaustive:
@@ -1151,11 +1156,7 @@ def _infeasible(
             f"{where} satisfies {rho}: the effectiveness bound is binding; raise rho_max"
         )
     with_rho = {n: _least(setting, build, n, rho_max, seconds) for n in limits}
-    binding = [
-        f"{_WORD[n]}: least attainable with {rho} is {format_amount(v)} > limit {format_amount(limits[n])}"
-        for n, v in with_rho.items()
-        if v is not None and v > limits[n] + 0.5
-    ]
+    binding = _exceeded(with_rho, limits, f"least attainable with {rho} is")
     if binding:
         return InfeasibleBudgetError(
             f'{where} fits budget "{budget}" with {rho}: ' + "; ".join(binding) + "; raise it or rho_max"
