@@ -11,13 +11,14 @@ Run: ``python benchmarks/supernet.py`` (a few minutes on 2 CPU cores). Side by s
 
 Prints a table and writes ``benchmarks/results/supernet.json``.
 
-Profile of (b), idle 2-core CPU, float weights (jax.profiler, thread-ms per fusion kind): the
-supernet's gradient step 3.7 s vs the standalone's 2.1 s, forward 0.22 s vs 0.09 s. Both spend
-~2.8 s in the 49 per-tap ``pad_slice`` fusions of the depthwise weight gradient (`nasx.nn.layers`
-``_depthwise_bwd``: each tap re-pads and re-reads the whole input). The supernet's extra time is
-in fusions that recompute the masked batch-norm / SE / mask backward chain while writing the
-transposed cotangent of each 1x1 expand convolution's weight gradient (``copy_bitcast_fusion``,
-0.95 s vs 0.05 s; 22 ms each) and in mask multiplies (``multiply_multiply``, 0.53 s vs 0.02 s).
+What (b) taught (jax.profiler, idle 2-core CPU): the supernet's step was 2.0x the standalone's
+because every channel mask was a pass over a feature map, forward and backward, and XLA
+recomputed those mask chains inside the 1x1 convolutions' weight gradients. Masks now sit on
+per-channel vectors: a masked batch norm folds its mask into its scale and shift, so the conv
+before it needs no output mask, and a block's input channels past the active width are already
+0, so a float conv needs no input mask either (a quantized one masks its weights, for the scale).
+Measured after the change: 2.09 s vs 2.02 s (1.03x) with float weights, 2.03 s vs 2.06 s with
+bits a traced choice (from 4.26 s vs 2.10 s, 2.03x, before).
 """
 
 from __future__ import annotations

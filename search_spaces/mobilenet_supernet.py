@@ -39,6 +39,7 @@ from nasx.nn.layers import (
     Dense,
     global_avg_pool,
     hard_sigmoid,
+    is_float,
     prefix_mask,
 )
 from nasx.space import Arch
@@ -89,7 +90,8 @@ class _ConvBN(nnx.Module):
         kernel_size: jax.Array | None = None,
         bits: Bits = None,
     ) -> jax.Array:
-        y = self.conv(x, in_mask=in_mask, out_mask=out_mask, kernel_size=kernel_size, bits=bits)
+        # the masked batch norm zeroes the inactive output channels (the conv has no bias)
+        y = self.conv(x, in_mask=in_mask, kernel_size=kernel_size, bits=bits)
         return _act(self.act, self.bn(y, mask=out_mask, ctx=ctx))
 
     def sliced(
@@ -218,7 +220,9 @@ class _MBConv(nnx.Module):
         if self.se is not None:
             squeeze_mask = None if squeeze is None else prefix_mask(squeeze, self.se.reduce.out_features)
             h = self.se(h, mask=mid_mask, squeeze_mask=squeeze_mask, on=se, bits=bits)
-        y = self.project(h, ctx, in_mask=mid_mask, bits=bits)
+        # Mid channels past `mid` are already 0 (masked batch norm, act(0) = 0). A quantized
+        # projection still takes the mask, on its weights, so its scales see only active ones.
+        y = self.project(h, ctx, in_mask=None if is_float(bits) else mid_mask, bits=bits)
         return x + y if self.residual else y
 
     def sliced(

@@ -43,6 +43,7 @@ from nasx.nn.layers import (
     Conv,
     Dense,
     global_avg_pool,
+    is_float,
     max_pool,
     prefix_mask,
     relu,
@@ -163,7 +164,10 @@ class _ConvBN(nnx.Module):
         kernel: jax.Array | None = None,
         bits: jax.Array | int | None = None,
     ) -> jax.Array:
-        y = self.conv(x, in_mask=in_mask, out_mask=out_mask, kernel_size=kernel, bits=bits)
+        # Inactive input channels are already 0 (every input is a masked batch norm's output, or
+        # sums of them), so only a quantized conv takes `in_mask`: on its weights, for the scales.
+        # The masked batch norm zeroes the inactive outputs (the conv has no bias).
+        y = self.conv(x, in_mask=None if is_float(bits) else in_mask, kernel_size=kernel, bits=bits)
         return self.bn(y, mask=out_mask, ctx=ctx)
 
     def sliced(

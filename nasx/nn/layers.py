@@ -36,6 +36,7 @@ __all__ = [
     "BatchNorm",
     "SqueezeExcite",
     "normal_init",
+    "is_float",
     "prefix_mask",
     "kernel_mask",
     "relu",
@@ -78,7 +79,7 @@ def normal_init(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> jax.Array
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * std)
 
 
-def _exact(bits: jax.Array | int) -> bool:
+def is_float(bits: jax.Array | int | None) -> bool:
     """Whether `bits` is statically the exact float path (no fake quantization traced)."""
     return isinstance(bits, int) and bits >= 32
 
@@ -194,7 +195,7 @@ class Conv(nnx.Module):
         if kernel_size is not None:
             taps = kernel_mask(kernel_size, self.kernel_size[0])
         cpu_depthwise = self.depthwise and jax.default_backend() == "cpu"
-        if _exact(bits):
+        if is_float(bits):
             # Masks go on the activations where they can: the weights stay shared by every
             # architecture, so a vmap over architectures batches only activations (XLA:CPU runs a
             # convolution with per-architecture weights as a grouped one, many times slower).
@@ -365,7 +366,7 @@ class Dense(nnx.Module):
     ) -> jax.Array:
         bits = self.bits if bits is None else bits
         w = self.kernel[...]
-        if _exact(bits):  # masks on activations: weights stay unbatched (see `Conv`)
+        if is_float(bits):  # masks on activations: weights stay unbatched (see `Conv`)
             y = (x if in_mask is None else x * in_mask[None, :]) @ w
         else:
             y = x @ fake_quant(w if in_mask is None else w * in_mask[:, None], bits)
@@ -430,10 +431,11 @@ class BatchNorm(nnx.Module):
             ctx.recorded[self.key] = (mean, var)
         else:
             mean, var = ctx.given[self.key]
+        scale, bias = jax.lax.rsqrt(var + EPS) * self.scale[...], self.bias[...]
+        if mask is not None:  # on the per-channel vectors: no pass over the activations
+            scale, bias = scale * mask, bias * mask
         shape = (1,) * (x.ndim - 1) + (-1,)  # per channel, explicit rank (rank promotion is an error)
-        scale = (jax.lax.rsqrt(var + EPS) * self.scale[...]).reshape(shape)
-        y = (x - mean.reshape(shape)) * scale + self.bias[...].reshape(shape)
-        return y if mask is None else y * mask.reshape(shape)
+        return (x - mean.reshape(shape)) * scale.reshape(shape) + bias.reshape(shape)
 
     def sliced(self, index: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None) -> BatchNorm:
         """A standalone batch norm of the `index` channels, storing `stats` (mean, var)."""
