@@ -302,6 +302,7 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from nasx import data as datasets
+    from nasx.devices import DATA, local_mesh
     from nasx.evaluate import accuracy
     from nasx.sampling import extreme
     from nasx.supernet import build, count_params, functional
@@ -338,10 +339,12 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    mesh = local_mesh(DATA, args.devices)  # data-parallel over the local devices
     err = Console(stderr=True)
     err.print(
         f"training the {space.name}:{space.variant} supernet ({count_params(supernet):,} params) on "
-        f"{data.name} ({len(data.x_train)} images, {data.image_size} px), {config.sampling} sampling -> {out}"
+        f"{data.name} ({len(data.x_train)} images, {data.image_size} px), {config.sampling} sampling, "
+        f"{mesh.devices.size} {mesh.devices.flat[0].platform} device(s) -> {out}"
     )
     with Progress(*columns, console=err, disable=args.json) as bar:
         task = bar.add_task("train", total=config.steps, loss=float("nan"), acc=0.0, ips=0.0)
@@ -349,7 +352,9 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
         def on_step(step: int, m: dict[str, float]) -> None:
             bar.update(task, completed=step, loss=m["loss"], acc=m["acc_first"], ips=m["images_per_s"])
 
-        result = train(supernet, data, config, out_dir=out, resume=args.resume, meta=meta, on_step=on_step)
+        result = train(
+            supernet, data, config, out_dir=out, resume=args.resume, meta=meta, on_step=on_step, mesh=mesh
+        )
     _, _, apply = functional(supernet)
     archs = {"largest": extreme(space, "largest"), "smallest": extreme(space, "smallest")}
     acc = accuracy(apply, result.params, space, list(archs.values()), data)
@@ -443,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--archs-per-step", type=int, default=4, help="subnets trained per step (default 4)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="split each batch over this many local devices (default: all; the batch size must be a multiple)",
+    )
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate, cosine schedule (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
@@ -455,9 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_train_supernet)
 
-    from nasx import cli_benchmark, cli_search
+    from nasx import cli_benchmark, cli_export, cli_ray, cli_search
 
     cli_search.add_parsers(sub, spaces_help)
+    cli_ray.add_parsers(sub, spaces_help)
+    cli_export.add_parsers(sub)
     cli_benchmark.add_parsers(sub)
     return parser
 

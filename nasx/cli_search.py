@@ -84,6 +84,8 @@ def build_evaluator(spec: str, space: SearchSpace, args: argparse.Namespace) -> 
     family = space.name
     if spec.startswith("supernet:"):
         return _supernet_evaluator(spec.partition(":")[2], space, args)
+    if spec.startswith("train:"):
+        return _training_evaluator(spec, space, args)
     names = tuple(n.strip() for n in spec.split(",") if n.strip())
     unknown = [n for n in names if n not in PROXIES + ANALYTIC]
     if unknown or not names:
@@ -142,6 +144,7 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
 
     from nasx import data as datasets
     from nasx import proxies
+    from nasx.devices import ARCHS, local_mesh, replicate
     from nasx.evaluators import ProxyEvaluator
     from nasx.supernet import build, functional
 
@@ -151,6 +154,8 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     network = _proxy_network(family, data.num_classes, args.width_mult)
     supernet = build(supernet_factory(family), network, seed=args.seed)
     _, params, apply = functional(supernet)
+    mesh = local_mesh(ARCHS)  # every chunk of architectures is split over all local devices
+    params = replicate(params, mesh)
     chosen = {n: proxies.PROXIES[n] for n in names}
     images = {n: args.proxy_batch or p.batch_size for n, p in chosen.items()}
     order = np.random.default_rng([args.seed, 11]).permutation(len(data.x_train))[: max(images.values())]
@@ -158,7 +163,7 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
         network,
         params,
         {
-            n: proxies.make_proxy(apply, p, one_at_a_time=getattr(supernet, "switches_ops", False))
+            n: proxies.make_proxy(apply, p, one_at_a_time=getattr(supernet, "switches_ops", False), mesh=mesh)
             for n, p in chosen.items()
         },
         data.x_train[order],
@@ -174,6 +179,29 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
         evaluate,
         tuple(names),
         f"{', '.join(names)} on the {where}, {max(images.values())} {data.name} images",
+    )
+
+
+def _training_evaluator(spec: str, space: SearchSpace, args: argparse.Namespace) -> _Evaluator:
+    from nasx import data as datasets
+    from nasx.evaluators import TrainingEvaluator
+    from nasx.supernet import build, functional
+
+    steps = spec.partition(":")[2]
+    if not steps.isdigit() or int(steps) < 1:
+        raise UnknownEvaluatorError(
+            f'evaluator "{spec}": give the training steps per architecture, e.g. train:200'
+        )
+    probe = _proxy_network(space.name, 10, args.width_mult)
+    data = datasets.load(args.data, size=probe.resolution, seed=args.seed)
+    network = _proxy_network(space.name, data.num_classes, args.width_mult)
+    _, params, apply = functional(build(supernet_factory(space.name), network, seed=args.seed))
+    evaluate = TrainingEvaluator(network, apply, params, data, steps=int(steps), seed=args.seed)
+    return _Evaluator(
+        evaluate,
+        ("acc",),
+        f"held-out accuracy after {steps} steps of training on {data.name}, each arch alone on the "
+        f"{network.name}:{network.variant} proxy network",
     )
 
 
@@ -195,10 +223,10 @@ def _checkpoint_bits(spec: str | None) -> tuple[int, ...] | None:
     return tuple(bits) if bits else None
 
 
-def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace) -> _Evaluator:
+def load_supernet(path: str, family: str | None = None):
+    """(proxy space, supernet, trained params, meta, data) of a `nasx train-supernet` folder."""
     from nasx import data as datasets
     from nasx.checkpoint import Checkpointer
-    from nasx.evaluators import AccuracyEvaluator
     from nasx.supernet import build, functional
     from nasx.train import TrainConfig, optimizer
 
@@ -210,9 +238,9 @@ def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace)
         )
     with Checkpointer(folder) as ckpt:
         meta = ckpt.meta()
-        if meta.get("space") != space.name:
+        if family is not None and meta.get("space") != family:
             raise UnknownEvaluatorError(
-                f'supernet checkpoint "{path}" is of space "{meta.get("space")}", not "{space.name}"'
+                f'supernet checkpoint "{path}" is of space "{meta.get("space")}", not "{family}"'
             )
         network = proxy_space(
             f"{meta['space']}:{meta['variant']}",
@@ -220,16 +248,27 @@ def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace)
             num_classes=meta["num_classes"],
             width_mult=meta.get("width_mult"),
         )
-        supernet = build(supernet_factory(space.name), network, seed=0)
-        _, params, apply = functional(supernet)
+        supernet = build(supernet_factory(meta["space"]), network, seed=0)
+        _, params, _ = functional(supernet)
         config = TrainConfig(**meta["config"])
         like = {"params": params, "opt_state": optimizer(config).init(params)}
         step, state, _ = ckpt.restore(like)
     data = datasets.load(meta["data"], size=meta["resolution"], seed=meta["config"].get("seed", 0))
+    return network, supernet, state["params"], {**meta, "step": step, "folder": str(folder)}, data
+
+
+def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace) -> _Evaluator:
+    from nasx.devices import ARCHS, local_mesh
+    from nasx.evaluators import AccuracyEvaluator
+    from nasx.supernet import functional
+
+    network, supernet, params, meta, data = load_supernet(path, space.name)
+    _, _, apply = functional(supernet)
     return _Evaluator(
-        AccuracyEvaluator(network, apply, state["params"], data, chunk=args.batch_size),
+        AccuracyEvaluator(network, apply, params, data, chunk=args.batch_size, mesh=local_mesh(ARCHS)),
         ("acc",),
-        f"held-out accuracy on {data.name} with weights inherited from {folder} (step {step}), BN re-calibrated",
+        f"held-out accuracy on {data.name} with weights inherited from {meta['folder']} (step {meta['step']}), "
+        "BN re-calibrated",
     )
 
 
@@ -376,20 +415,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                 rate=done / max(time.perf_counter() - t0, 1e-9),
             )
 
-        result = search(
-            space,
-            strategy,
-            evaluator.evaluate,
-            objectives,
-            evaluations=args.evaluations,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            budget=budget,
-            resolution=args.resolution,
-            run_dir=run_dir,
-            resume=args.resume,
-            on_batch=on_batch,
-        )
+        if args.ray:
+            from nasx.cli_ray import search_on_ray
+
+            result = search_on_ray(space, strategy, spec, objectives, args, run_dir, on_batch)
+        else:
+            result = search(
+                space,
+                strategy,
+                evaluator.evaluate,
+                objectives,
+                evaluations=args.evaluations,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                budget=budget,
+                resolution=args.resolution,
+                run_dir=run_dir,
+                resume=args.resume,
+                on_batch=on_batch,
+            )
     return _report(space, budget, result, config, args, time.perf_counter() - t0)
 
 
@@ -661,7 +705,8 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument("--strategy", choices=STRATEGIES, default="evolution", help="default: evolution (aging)")
     p.add_argument(
         "--evaluator",
-        help=f"proxies/scores, comma-separated ({', '.join(PROXIES + ANALYTIC)}) or supernet:CKPT_DIR; "
+        help=f"proxies/scores, comma-separated ({', '.join(PROXIES + ANALYTIC)}), supernet:CKPT_DIR, or "
+        "train:STEPS (each arch trained alone; with --ray, ASHA stops poor ones early); "
         "default: entropy for resnet/mobilenet, params for nasnet, synflow for nb201",
     )
     p.add_argument(
@@ -693,6 +738,20 @@ def add_parsers(sub, spaces_help: str) -> None:
         "--rho", type=float, help="DeepMAD effectiveness bound (default 0.3 for resnet, 0.5 for mobilenet)"
     )
     p.add_argument("--time-limit", type=float, default=60.0, help="MP solver time limit in s (default 60)")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="score on a Ray cluster: auto (`ray start --head` here), ray://HOST:PORT, or local; needs nasx[ray]",
+    )
+    p.add_argument(
+        "--ray-chunk", type=int, default=4, help="architectures per Ray trial (default 4; with --ray)"
+    )
+    p.add_argument(
+        "--ray-rounds",
+        type=int,
+        default=4,
+        help="with --ray and train:STEPS, accuracy reports per arch for ASHA early stopping (default 4)",
+    )
     p.add_argument("--top", type=int, default=5, help="rows of the result table (default 5)")
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (best, costs, score, run_dir, ...)"

@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
 from nasx.data import Dataset
+from nasx.devices import over_devices
 from nasx.space import Arch, SearchSpace
 from nasx.supernet import Apply, Stats
 
@@ -35,20 +37,20 @@ def calibrate(apply: Apply, params: nnx.State, arch: jax.Array, x_calib: jax.Arr
     return apply(params, arch, x_calib)[1]
 
 
-def make_evaluator(apply: Apply):
+def make_evaluator(apply: Apply, mesh: Mesh | None = None):
     """``logits(params, archs, x_calib, x) -> (n_archs, n_images, classes)``, jitted once.
 
     Each architecture is re-calibrated on `x_calib` and then run on `x` with those statistics.
+    With a `mesh` (`nasx.devices.local_mesh`) the architectures are split over its devices.
     """
 
-    @jax.jit
     def logits(params: nnx.State, archs: jax.Array, x_calib: jax.Array, x: jax.Array) -> jax.Array:
         def one(arch: jax.Array) -> jax.Array:
             return apply(params, arch, x, calibrate(apply, params, arch, x_calib))[0]
 
         return jax.vmap(one)(archs)
 
-    return logits
+    return jax.jit(logits) if mesh is None else over_devices(logits, mesh)
 
 
 def accuracy(

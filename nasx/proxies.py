@@ -43,7 +43,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax.extend import core as jcore
+from jax.sharding import Mesh
 
+from nasx.devices import over_devices
 from nasx.errors import NasxError
 from nasx.nn.layers import EPS
 from nasx.supernet import Apply, Stats
@@ -135,10 +137,23 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     shapes = jax.eval_shape(lambda p, a, x: apply(p, a, x)[1], theta, arch, x[:1])
     stats: Stats = {k: (jnp.zeros(m.shape), jnp.full(v.shape, 1.0 - EPS)) for k, (m, v) in shapes.items()}
     ones = jnp.full((1, *x.shape[1:]), math.exp(SYNFLOW_LOG_INPUT), x.dtype)
-    flow, total = jax.jvp(lambda p: jnp.sum(apply(p, arch, ones, stats)[0]), (theta,), (direction,))
+    flow, total = _directional_derivative(lambda p: jnp.sum(apply(p, arch, ones, stats)[0]), theta, direction)
     alive = flow > 0
     score = jnp.log(jnp.where(alive, total, 1.0)) - SYNFLOW_LOG_INPUT
     return jnp.where(alive, score, -jnp.inf)
+
+
+def _directional_derivative(f, x, v) -> tuple[jax.Array, jax.Array]:
+    """``f(x)`` and its derivative along `v`: one forward-mode pass, or, for networks with a layer
+    that only defines its reverse mode (`nasx.nn`'s CPU depthwise convolution, a custom_vjp),
+    ``sum(grad f(x) * v)`` (decided while tracing, so once per compile)."""
+    try:
+        return jax.jvp(f, (x,), (v,))
+    except TypeError as e:
+        if "custom_vjp" not in str(e):
+            raise
+    value, grads = jax.value_and_grad(f)(x)
+    return value, sum(jnp.sum(g * d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(v), strict=True))
 
 
 def _loss_grads(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y: jax.Array) -> nnx.State:
@@ -439,7 +454,12 @@ PROXIES = {
 
 
 def make_proxy(
-    apply: Apply, proxy: Proxy | ProxyFn, *, one_at_a_time: bool = False, compiler_options: dict | None = None
+    apply: Apply,
+    proxy: Proxy | ProxyFn,
+    *,
+    one_at_a_time: bool = False,
+    mesh: Mesh | None = None,
+    compiler_options: dict | None = None,
 ) -> Callable[[nnx.State, jax.Array, jax.Array, jax.Array | None, jax.Array], jax.Array]:
     """``scores(params, archs, x, y, key) -> (n,)`` for ``archs`` of shape ``(n, d)``, jitted.
 
@@ -447,7 +467,8 @@ def make_proxy(
     architectures of the same size (pad the last chunk). The batch is vmapped, or, with
     ``one_at_a_time``, scored in a ``lax.map`` loop inside the same compiled call: for supernets
     that select ops with ``lax.switch`` (`switches_ops`, e.g. NB201) only the chosen ops
-    then run, where ``vmap`` would turn each switch into a select of every candidate.
+    then run, where ``vmap`` would turn each switch into a select of every candidate. With a
+    `mesh` (`nasx.devices.local_mesh`) the batch is split over its devices, any batch size.
     """
     fn = proxy.fn if isinstance(proxy, Proxy) else proxy
 
@@ -455,4 +476,6 @@ def make_proxy(
         one = lambda arch: fn(apply, params, arch, x, y, key)  # noqa: E731
         return jax.lax.map(one, archs) if one_at_a_time else jax.vmap(one)(archs)
 
+    if mesh is not None:
+        return over_devices(scores, mesh, compiler_options=compiler_options)
     return jax.jit(scores, compiler_options=compiler_options)

@@ -37,6 +37,9 @@ __all__ = [
     "Objective",
     "SearchResult",
     "search",
+    "SearchRun",
+    "score",
+    "Outcome",
     "COST_OBJECTIVES",
     "ResumeMismatchError",
 ]
@@ -162,40 +165,144 @@ def search(
     Raises:
       ResumeMismatchError: the run log does not replay with this strategy and seed.
     """
-    if evaluations < 1 or batch_size < 1:
-        raise ValueError(f"evaluations ({evaluations}) and batch_size ({batch_size}) must be >= 1")
-    objs = tuple(o if isinstance(o, Objective) else Objective(o) for o in objectives)
-    run_path = Path(run_dir) if run_dir is not None else None
-    logged = recover_runlog(run_path / RUNLOG_NAME) if (run_path is not None and resume) else []
-    if run_path is not None and not resume and (run_path / RUNLOG_NAME).exists():
-        (run_path / RUNLOG_NAME).unlink()  # a fresh run in a used directory starts a fresh log
+    run = SearchRun(
+        space,
+        strategy,
+        objectives,
+        evaluations=evaluations,
+        batch_size=batch_size,
+        seed=seed,
+        budget=budget,
+        resolution=resolution,
+        run_dir=run_dir,
+        resume=resume,
+        on_batch=on_batch,
+    )
+    with run:
+        while (archs := run.next_batch()) is not None:
+            run.complete(score(evaluate, archs))
+    return run.result()
 
-    state = strategy.init(seed)
-    done: list[Evaluation] = []
-    writer = RunLog(run_path / RUNLOG_NAME) if run_path is not None else None
+
+Outcome = tuple[Mapping[str, float], str | None]
+"""What evaluating one architecture gave: its scores, and an error message if it failed."""
+
+
+def score(evaluate: Evaluator, archs: Sequence[Arch]) -> list[Outcome]:
+    """`evaluate(archs)`; an exception (not a `NasxError`) marks every arch failed, with it."""
     try:
-        while len(done) < evaluations:
-            n = min(batch_size, evaluations - len(done))
-            archs, state = strategy.ask(state, n)
+        return [(s, None) for s in evaluate(archs)]
+    except NasxError:
+        raise
+    except Exception as e:  # a failing evaluation is recorded, not fatal
+        log.warning("evaluation of %d architectures failed: %s", len(archs), e)
+        return [({}, f"{type(e).__name__}: {e}") for _ in archs]
+
+
+class SearchRun:
+    """The search loop turned inside out, for callers that score batches elsewhere (Ray Tune).
+
+    ``next_batch()`` asks the strategy and returns the architectures to score (None when the
+    run is over); ``complete(outcomes)`` records their scores in the run log, flushed, and only
+    then tells the strategy. Resumed batches are replayed from the log inside `next_batch`.
+    Arguments as for `search`. Use as a context manager (closes the run log).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: Strategy,
+        objectives: Sequence[str | Objective],
+        *,
+        evaluations: int,
+        batch_size: int = 16,
+        seed: int = 0,
+        budget: Budget | None = None,
+        resolution: int | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        on_batch: Callable[[int, list[Evaluation]], None] | None = None,
+    ) -> None:
+        if evaluations < 1 or batch_size < 1:
+            raise ValueError(f"evaluations ({evaluations}) and batch_size ({batch_size}) must be >= 1")
+        self.space, self.strategy, self.budget, self.resolution = space, strategy, budget, resolution
+        self.objectives = tuple(o if isinstance(o, Objective) else Objective(o) for o in objectives)
+        self.evaluations, self.batch_size, self.on_batch = evaluations, batch_size, on_batch
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        log_path = self.run_dir / RUNLOG_NAME if self.run_dir is not None else None
+        self.logged = recover_runlog(log_path) if (log_path is not None and resume) else []
+        if log_path is not None and not resume and log_path.exists():
+            log_path.unlink()  # a fresh run in a used directory starts a fresh log
+        self.state = strategy.init(seed)
+        self.done: list[Evaluation] = []
+        self.writer = RunLog(log_path) if log_path is not None else None
+        self._pending: tuple[list[Evaluation], list[Arch]] | None = None  # replayed, to score
+
+    def __enter__(self) -> SearchRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def next_batch(self) -> list[Arch] | None:
+        """The next architectures to score, or None when the run has all its evaluations."""
+        if self._pending is not None:
+            raise RuntimeError("complete() the batch next_batch() returned before asking another")
+        while len(self.done) < self.evaluations:
+            n = min(self.batch_size, self.evaluations - len(self.done))
+            archs, self.state = self.strategy.ask(self.state, n)
             if not archs:
-                log.info("the strategy has no new architecture to ask; stopping at %d", len(done))
-                break
-            replayed = logged[len(done) : len(done) + len(archs)]
-            _check_replay(archs, replayed, len(done))
-            fresh = _evaluate(
-                space, evaluate, archs[len(replayed) :], objs, len(done) + len(replayed), budget, resolution
-            )
-            if writer is not None:
-                writer.extend(fresh)
-            batch = list(replayed) + fresh
-            done.extend(batch)
-            state = strategy.tell(state, [e.arch for e in batch], [_told(e, objs) for e in batch])
-            if on_batch is not None:
-                on_batch(len(done), batch)
-    finally:
-        if writer is not None:
-            writer.close()
-    return SearchResult(tuple(done), objs, run_path, resumed=min(len(logged), len(done)))
+                log.info("the strategy has no new architecture to ask; stopping at %d", len(self.done))
+                return None
+            replayed = self.logged[len(self.done) : len(self.done) + len(archs)]
+            _check_replay(archs, replayed, len(self.done))
+            fresh = archs[len(replayed) :]
+            self._check_budget(fresh)
+            self._pending = (list(replayed), fresh)
+            if fresh:
+                return fresh
+            self.complete([])
+        return None
+
+    def complete(self, outcomes: Sequence[Outcome]) -> list[Evaluation]:
+        """Record the outcomes of the last `next_batch` (in its order), then tell the strategy."""
+        if self._pending is None:
+            raise RuntimeError("complete() without a batch from next_batch()")
+        replayed, fresh = self._pending
+        if len(outcomes) != len(fresh):
+            raise ValueError(f"{len(outcomes)} outcomes for a batch of {len(fresh)} architectures")
+        start = len(self.done) + len(replayed)
+        records = [
+            _record(self.space, a, s, error, self.objectives, start + i, self.resolution)
+            for i, (a, (s, error)) in enumerate(zip(fresh, outcomes, strict=True))
+        ]
+        if self.writer is not None:
+            self.writer.extend(records)
+        batch = replayed + records
+        self.done.extend(batch)
+        self._pending = None
+        told = [_told(e, self.objectives) for e in batch]
+        self.state = self.strategy.tell(self.state, [e.arch for e in batch], told)
+        if self.on_batch is not None:
+            self.on_batch(len(self.done), batch)
+        return batch
+
+    def result(self) -> SearchResult:
+        resumed = min(len(self.logged), len(self.done))
+        return SearchResult(tuple(self.done), self.objectives, self.run_dir, resumed=resumed)
+
+    def _check_budget(self, archs: Sequence[Arch]) -> None:
+        if self.budget is None:
+            return
+        outside = [
+            a.fingerprint for a in archs if not self.budget.admits(self.space.costs(a, self.resolution))
+        ]
+        if outside:  # a strategy bug: never let it pass silently
+            raise RuntimeError(f"the strategy asked architectures outside the budget: {outside}")
 
 
 def _told(e: Evaluation, objectives: Sequence[Objective]) -> float | list[float | None] | None:
@@ -215,45 +322,25 @@ def _check_replay(archs: Sequence[Arch], logged: Sequence[Evaluation], start: in
             )
 
 
-def _evaluate(
+def _record(
     space: SearchSpace,
-    evaluate: Evaluator,
-    archs: Sequence[Arch],
+    arch: Arch,
+    scores: Mapping[str, float],
+    error: str | None,
     objectives: Sequence[Objective],
-    start: int,
-    budget: Budget | None,
+    index: int,
     resolution: int | None,
-) -> list[Evaluation]:
-    if not archs:
-        return []
-    full = [space.costs(a, resolution) for a in archs]
-    if budget is not None:
-        outside = [a.fingerprint for a, c in zip(archs, full, strict=True) if not budget.admits(c)]
-        if outside:  # a strategy bug: never let it pass silently
-            raise RuntimeError(f"the strategy asked architectures outside the budget: {outside}")
-    costs = [dataclasses.asdict(c) for c in full]
-    try:
-        scores = evaluate(archs)
-        error = None
-    except NasxError:
-        raise
-    except Exception as e:  # a failing evaluation is recorded, not fatal
-        log.warning("evaluation of %d architectures failed: %s", len(archs), e)
-        scores, error = [{} for _ in archs], f"{type(e).__name__}: {e}"
-    out = []
-    for i, (arch, c, s) in enumerate(zip(archs, costs, scores, strict=True)):
-        values = tuple(o.value(c, s) for o in objectives)
-        failed = error is not None or any(v is None for v in values)
-        why = error or (f"no finite objective (rejected by the evaluator): {dict(s)}" if failed else None)
-        out.append(
-            Evaluation(
-                index=start + i,
-                arch=arch,
-                costs=c,
-                scores=s,
-                objectives=values if not failed else tuple(None for _ in values),
-                status="ok" if not failed else ("failed" if error else "rejected"),
-                error=why,
-            )
-        )
-    return out
+) -> Evaluation:
+    costs = dataclasses.asdict(space.costs(arch, resolution))
+    values = tuple(o.value(costs, scores) for o in objectives)
+    failed = error is not None or any(v is None for v in values)
+    why = error or (f"no finite objective (rejected by the evaluator): {dict(scores)}" if failed else None)
+    return Evaluation(
+        index=index,
+        arch=arch,
+        costs=costs,
+        scores=dict(scores),
+        objectives=values if not failed else tuple(None for _ in values),
+        status="ok" if not failed else ("failed" if error else "rejected"),
+        error=why,
+    )

@@ -31,9 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
+from nasx.devices import replicate, shard_batch
 from nasx.errors import NasxError
 from nasx.sampling import RULES, draw, extreme
 from nasx.space import SearchSpace
@@ -184,6 +186,7 @@ def train(
     resume: bool = False,
     meta: dict[str, Any] | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> TrainResult:
     """Train `supernet` on `data`; checkpoint to `out_dir` (if given) and resume from it.
 
@@ -191,8 +194,11 @@ def train(
       meta: JSON-able description of the run (space, data) stored with every checkpoint; a
         resumed run must match it.
       on_step: called after every step with (step, metrics), e.g. to drive a progress bar.
+      mesh: data-parallel over its devices (`nasx.devices.local_mesh`): each step's batch is
+        split, weights replicated, gradients all-reduced; the same numbers as one device.
 
     Raises:
+      BatchSplitError: the batch size is not a multiple of the mesh's device count.
       RunExistsError: `out_dir` holds a checkpoint and `resume` is False, or the checkpoint was
         written by a different run (space, data or config).
     """
@@ -226,6 +232,9 @@ def train(
         elif _metrics_path(out_dir).exists():
             _metrics_path(out_dir).unlink()
 
+    if mesh is not None:
+        shard_batch(np.zeros((config.batch_size, 1)), mesh)  # fail now if the batch does not split
+        params, opt_state = replicate((params, opt_state), mesh)
     step_fn = make_step(apply, tx, flip=data.flip, distill=config.distills)
     extremes = (
         {w: extreme(space, w) for w in ("largest", "smallest")} if config.sampling == "sandwich" else None
@@ -239,6 +248,8 @@ def train(
             encoded = jnp.asarray(np.stack([space.encode(a) for a in archs]))
             index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
             x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
+            if mesh is not None:
+                x, y = shard_batch((x, y), mesh)
             t0 = time.perf_counter()
             params, opt_state, metrics = step_fn(
                 params, opt_state, encoded, x, y, jax.random.fold_in(base_key, step)
