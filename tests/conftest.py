@@ -30,3 +30,34 @@ def nb201_csv() -> Path:
     if not path.is_file():
         pytest.skip(f"NB201 table not found at {path} (set NASX_NB201 to its folder)")
     return path
+
+
+TINY_TRAIN = [
+    "train-supernet",
+    "--space",
+    "mobilenet",
+    "--width-mult",
+    "0.25",
+    "--bits",
+    "32",
+    "--image-size",
+    "8",
+]
+TINY_TRAIN += ["--steps", "4", "--batch-size", "16", "--archs-per-step", "2", "--checkpoint-every", "2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet(tmp_path_factory) -> tuple[Path, dict]:
+    """A mobilenet supernet trained 4 steps by `nasx train-supernet` (its folder, its --json summary),
+    shared by the CLI and export tests: building and compiling it takes a minute or two."""
+    import contextlib
+    import io
+    import json
+
+    from nasx.cli import main
+
+    out = tmp_path_factory.mktemp("supernet") / "run"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main([*TINY_TRAIN, "--out", str(out), "--json"]) == 0
+    return out, json.loads(buffer.getvalue())

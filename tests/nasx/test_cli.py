@@ -12,6 +12,7 @@ import pytest
 from nasx.budget import parse_budget
 from nasx.cli import main
 from search_spaces import PRESETS, SPACES
+from tests.conftest import TINY_TRAIN
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -147,23 +148,11 @@ def test_console_script_errors_without_traceback(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1
 
 
-def test_train_supernet_writes_a_resumable_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    argv = [
-        "train-supernet",
-        "--space",
-        "mobilenet",
-        "--width-mult",
-        "0.25",
-        "--bits",
-        "32",
-        "--image-size",
-        "8",
-    ]
-    argv += ["--steps", "4", "--batch-size", "16", "--archs-per-step", "2", "--checkpoint-every", "2"]
-    code, stdout, _ = run(capsys, *argv, "--out", str(out), "--json")
-    assert code == 0
-    summary = json.loads(stdout)
+def test_train_supernet_writes_a_resumable_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_supernet: tuple[Path, dict]
+) -> None:
+    out, summary = tiny_supernet
+    argv = TINY_TRAIN
     assert summary["steps"] == 4 and set(summary["test_accuracy"]) == {"largest", "smallest"}
     assert json.loads((out / "summary.json").read_text()) == summary
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
