@@ -14,19 +14,6 @@ import pytest
 from nasx.cli import main
 from nasx.data import load
 
-TRAIN = [
-    "train-supernet",
-    "--space",
-    "mobilenet",
-    "--width-mult",
-    "0.25",
-    "--bits",
-    "32",
-    "--image-size",
-    "8",
-]
-TRAIN += ["--steps", "4", "--batch-size", "16", "--archs-per-step", "2", "--checkpoint-every", "2"]
-
 PLAIN_JAX = """
 import sys
 for name in ("nasx", "search_spaces", "solvers", "flax", "orbax"):
