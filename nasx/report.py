@@ -33,7 +33,9 @@ class Run:
 
     @property
     def score_name(self) -> str:
-        return (self.config.get("objectives") or ["score"])[0]
+        """The primary objective; "score (NAME)" where NAME is also a cost column (params, MACs)."""
+        name = (self.config.get("objectives") or ["score"])[0]
+        return f"score ({name})" if name in ("macs", "params", "weight_bytes") else name
 
     @property
     def scored(self) -> list[Evaluation]:
