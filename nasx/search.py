@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nasx.budget import Budget
+from nasx.costs import Costs
 from nasx.errors import NasxError
 from nasx.pareto import pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, RunLog, recover_runlog
@@ -236,7 +237,8 @@ class SearchRun:
         self.state = strategy.init(seed)
         self.done: list[Evaluation] = []
         self.writer = RunLog(log_path) if log_path is not None else None
-        self._pending: tuple[list[Evaluation], list[Arch]] | None = None  # replayed, to score
+        # the batch being scored: (replayed records, fresh archs, their costs)
+        self._pending: tuple[list[Evaluation], list[Arch], list[Costs]] | None = None
 
     def __enter__(self) -> SearchRun:
         return self
@@ -261,8 +263,9 @@ class SearchRun:
             replayed = self.logged[len(self.done) : len(self.done) + len(archs)]
             _check_replay(archs, replayed, len(self.done))
             fresh = archs[len(replayed) :]
-            self._check_budget(fresh)
-            self._pending = (list(replayed), fresh)
+            costs = [self.space.costs(a, self.resolution) for a in fresh]  # once: checked, then logged
+            self._check_budget(fresh, costs)
+            self._pending = (list(replayed), fresh, costs)
             if fresh:
                 return fresh
             self.complete([])
@@ -272,13 +275,13 @@ class SearchRun:
         """Record the outcomes of the last `next_batch` (in its order), then tell the strategy."""
         if self._pending is None:
             raise RuntimeError("complete() without a batch from next_batch()")
-        replayed, fresh = self._pending
+        replayed, fresh, costs = self._pending
         if len(outcomes) != len(fresh):
             raise ValueError(f"{len(outcomes)} outcomes for a batch of {len(fresh)} architectures")
         start = len(self.done) + len(replayed)
         records = [
-            _record(self.space, a, s, error, self.objectives, start + i, self.resolution)
-            for i, (a, (s, error)) in enumerate(zip(fresh, outcomes, strict=True))
+            _record(a, c, scores, error, self.objectives, start + i)
+            for i, (a, c, (scores, error)) in enumerate(zip(fresh, costs, outcomes, strict=True))
         ]
         if self.writer is not None:
             self.writer.extend(records)
@@ -295,12 +298,10 @@ class SearchRun:
         resumed = min(len(self.logged), len(self.done))
         return SearchResult(tuple(self.done), self.objectives, self.run_dir, resumed=resumed)
 
-    def _check_budget(self, archs: Sequence[Arch]) -> None:
+    def _check_budget(self, archs: Sequence[Arch], costs: Sequence[Costs]) -> None:
         if self.budget is None:
             return
-        outside = [
-            a.fingerprint for a in archs if not self.budget.admits(self.space.costs(a, self.resolution))
-        ]
+        outside = [a.fingerprint for a, c in zip(archs, costs, strict=True) if not self.budget.admits(c)]
         if outside:  # a strategy bug: never let it pass silently
             raise RuntimeError(f"the strategy asked architectures outside the budget: {outside}")
 
@@ -323,15 +324,14 @@ def _check_replay(archs: Sequence[Arch], logged: Sequence[Evaluation], start: in
 
 
 def _record(
-    space: SearchSpace,
     arch: Arch,
+    full_costs: Costs,
     scores: Mapping[str, float],
     error: str | None,
     objectives: Sequence[Objective],
     index: int,
-    resolution: int | None,
 ) -> Evaluation:
-    costs = dataclasses.asdict(space.costs(arch, resolution))
+    costs = dataclasses.asdict(full_costs)
     values = tuple(o.value(costs, scores) for o in objectives)
     failed = error is not None or any(v is None for v in values)
     why = error or (f"no finite objective (rejected by the evaluator): {dict(scores)}" if failed else None)
