@@ -18,7 +18,7 @@ from nasx.space import Arch
 from search_spaces import mobilenet, nb201, resnet
 from search_spaces.resnet import PRESETS, SKELETONS, ResNetSpace
 from solvers import mp
-from solvers.mp import deepmad_score, effectiveness, solve
+from solvers.mp import deepmad_score, effectiveness, formulas, solve
 
 # A DeepMAD skeleton shrunk for brute force: 3 stages at 32 px, a few options per choice.
 TINY = ResNetSpace(
@@ -99,8 +99,8 @@ def _monotone(arch, n):
 def _score_and_rho(space_, arch):
     # `deepmad_score` and `effectiveness` without validating `arch` twice more (3x the time);
     # test_score_helpers_agree checks that this is what they compute.
-    stages = mp._stages(mp._blocks(space_, arch, None))
-    weights = mp._weights(len(stages), None)
+    stages = formulas._stages(formulas._blocks(space_, arch, None))
+    weights = formulas._weights(len(stages), None)
     score = sum(b * (np.log(c) + 2 * np.log(r)) * e for b, (c, r, e, _) in zip(weights, stages, strict=True))
     return float(score), max(float(np.exp(np.log(d) - 2 * e / d)) for _, _, e, d in stages)
 
