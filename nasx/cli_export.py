@@ -111,6 +111,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             data,
             folder,
             meta={"run_dir": str(run.path), "supernet": meta["folder"]},
+            finetune_steps=args.finetune,
+            batch_size=meta.get("config", {}).get("batch_size", 64),
+            seed=meta.get("config", {}).get("seed", 0),
         )
         rows.append(
             {"folder": str(folder), "fingerprint": arch.fingerprint, **metrics, "search_entry": entry}
@@ -181,6 +184,12 @@ def add_parsers(sub) -> None:
         "--family", choices=("standalone",), default="standalone", help="what to export (default standalone)"
     )
     p.add_argument("--top", type=int, default=3, help="front members to export, best first (default 3)")
+    p.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        help="steps of fine-tuning: each standalone model on its own, or the sorted chain together (default 0)",
+    )
     p.add_argument("--out", help="output folder (default RUN_DIR/export)")
     p.add_argument("--json", action="store_true", help="print the exported members as JSON")
     p.set_defaults(run=cmd_export)
