@@ -40,6 +40,16 @@ __all__ = [
     "conv2d",
     "dense",
     "format_amount",
+    "load_family",
     "parse_budget",
     "sample_admitted",
 ]
+
+
+def __getattr__(name: str):
+    """`load_family` on first use: it imports JAX, which the data layer above must not."""
+    if name == "load_family":
+        from nasx.family import load_family
+
+        return load_family
+    raise AttributeError(f"module 'nasx' has no attribute {name!r}")

@@ -97,6 +97,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ExportError(f'run "{run.path}" has an empty Pareto front (front.json); nothing to export')
     out = Path(args.out or run.path / "export").expanduser().resolve()
     err = Console(stderr=True)
+    if args.family == "sorted":
+        return _export_sorted(args, run, network, supernet, params, meta, data, front, out)
     rows = []
     for rank, entry in enumerate(front[: args.top], 1):
         arch = project(Arch(entry["arch"]), network)
@@ -131,12 +133,95 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_sorted(args, run, network, supernet, params, meta, data, front: list[dict], out: Path) -> int:
+    """`--family sorted`: the front's chain of nested archs of most hypervolume, fine-tuned, one checkpoint."""
+    import numpy as np
+
+    from nasx.evaluators import project
+    from nasx.family_sorted import best_chain, export_sorted, finetune_sorted, nesting_matrix, reference_point
+    from nasx.pareto import hypervolume
+    from nasx.search import COST_OBJECTIVES
+
+    archs, points = [], []
+    for entry in front:
+        arch = project(Arch(entry["arch"]), network)
+        if arch not in archs:  # archs differing only in what the supernet lacks (bits) are one
+            archs.append(arch)
+            points.append([float(v) for v in entry["objectives"]])
+    names = run.config.get("objectives") or [f"objective {k}" for k in range(len(points[0]))]
+    maximize = [name not in COST_OBJECTIVES for name in names]
+    reference = reference_point(np.asarray(points), maximize)
+    picked = best_chain(np.asarray(points), nesting_matrix(archs, network), maximize, reference)
+    chain = [archs[i] for i in picked]
+    err = Console(stderr=True)
+    if not args.json:
+        err.print(f"sorted family: a chain of {len(chain)} nested archs from the front's {len(archs)}")
+    config = meta.get("config", {})
+    params, history = finetune_sorted(
+        supernet,
+        params,
+        network,
+        chain,
+        data,
+        args.finetune,
+        batch_size=config.get("batch_size", 64),
+        seed=config.get("seed", 0),
+    )
+    chosen = {
+        "objectives": names,
+        "maximize": maximize,
+        "reference": reference,
+        "hypervolume": hypervolume(np.asarray(points)[picked], reference, maximize),
+        "front_hypervolume": hypervolume(np.asarray(points), reference, maximize),
+        "front_indices": picked,
+    }
+    manifest = export_sorted(
+        supernet,
+        params,
+        network,
+        chain,
+        data,
+        out,
+        meta={
+            "run_dir": str(run.path),
+            "supernet": meta["folder"],
+            "finetune_steps": args.finetune,
+            "chain": chosen,
+            "finetune": history,
+        },
+    )
+    rows = [{**m, "folder": str(out / m["folder"])} for m in manifest["members"]]
+    if args.json:
+        _emit_json({"out": str(out), "family": "sorted", "members": rows, "storage": manifest["storage"]})
+        return 0
+    table = Table(
+        title=f"sorted family in {out} (one checkpoint, {manifest['storage']['ratio']:.3f}x the largest)"
+    )
+    for col in ("#", "arch", "MACs", "test acc", "folder"):
+        table.add_column(col)
+    for i, r in enumerate(rows):
+        table.add_row(
+            str(i),
+            r["fingerprint"],
+            f"{r['costs']['macs']:,}",
+            f"{r['test_accuracy']:.4f}",
+            Path(r["folder"]).name,
+        )
+    Console().print(table)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nasx.export import load_model
 
-    model = load_model(args.model_dir)
+    if (Path(args.model_dir).expanduser() / "family.json").exists():
+        from nasx.family import load_family
+
+        model = load_family(args.model_dir).model(args.member)
+    else:
+        model = load_model(args.model_dir)
     path = Path(args.input).expanduser()
     if not path.exists():
         raise PredictInputError(f'input "{path}" does not exist; give a .npy array of NHWC float32 images')
@@ -181,7 +266,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("run_dir", help="an --out folder of nasx search --evaluator supernet:CKPT")
     p.add_argument(
-        "--family", choices=("standalone",), default="standalone", help="what to export (default standalone)"
+        "--family",
+        choices=("standalone", "sorted"),
+        default="standalone",
+        help="standalone models, or a sorted family: the nested chain of most hypervolume, one checkpoint",
     )
     p.add_argument("--top", type=int, default=3, help="front members to export, best first (default 3)")
     p.add_argument(
@@ -199,7 +287,12 @@ def add_parsers(sub) -> None:
         help="run an exported model on images",
         description="Loads MODEL_DIR/model.stablehlo + weights.npz and prints the predicted class of each image.",
     )
-    p.add_argument("model_dir", help="a model folder written by nasx export")
+    p.add_argument(
+        "model_dir", help="a model folder written by nasx export, or a family folder (family.json)"
+    )
+    p.add_argument(
+        "--member", type=int, default=0, help="with a family folder: the member to run (default 0)"
+    )
     p.add_argument(
         "--input", required=True, help=".npy array of NHWC float32 images, normalized as in training"
     )

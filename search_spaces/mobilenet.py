@@ -489,6 +489,20 @@ class MobileNetSpace(AbstractSearchSpace):
             plan.append((stage.width, stage.stride, f"s{s}.depth", f"s{s}.se", getters))
         return tuple(plan)
 
+    @functools.cached_property
+    def nesting(self) -> dict[str, str]:
+        """How each choice orders subnets sharing the supernet's weights (`nasx.family_sorted.nests`).
+
+        ``"prefix"``: a smaller option runs on a part of a larger one's weights: fewer blocks
+        (depth), a prefix of the mid channels (expand), the centre of the kernel, no SE before SE,
+        a smaller input (resolution). ``"any"``: the weights do not depend on it (the resolution of
+        a skeleton whose costs use a fixed one). Choices not listed (bits) must be equal.
+        """
+        rules = {c.name: "prefix" for c in self.choices if "bits" not in c.name.split(".")}
+        if self.skeleton.fixed_resolution:
+            rules["resolution"] = "any"
+        return rules
+
     def options(self, choice: Choice, arch: Mapping[str, Value]) -> tuple[Value, ...]:
         rule = self._active_if.get(choice.name)
         if rule is not None and arch.get(rule[0], 0) < rule[1]:

@@ -442,6 +442,16 @@ class ResNetSpace(AbstractSearchSpace):
         return tuple(out)
 
     @functools.cached_property
+    def nesting(self) -> dict[str, str]:
+        """How each choice orders subnets sharing the supernet's weights (`nasx.family_sorted.nests`).
+
+        ``"prefix"``: a smaller option runs on a part of a larger one's weights: a prefix of the
+        channels (stem, stage and bottleneck widths), the centre of the kernel, the first blocks
+        of a stage (depth). Choices not listed (bits) must be equal.
+        """
+        return {c.name: "prefix" for c in self.choices if "bits" not in c.name.split(".")}
+
+    @functools.cached_property
     def _rules(self) -> dict[str, tuple[str, int]]:
         """Constrained choice name -> (kind, stage)."""
         rules = {}
