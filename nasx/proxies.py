@@ -145,7 +145,7 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
 
 def _directional_derivative(f, x, v) -> tuple[jax.Array, jax.Array]:
     """``f(x)`` and its derivative along `v`: one forward-mode pass, or, for networks with a layer
-    that only defines its reverse mode (`nasx.nn`'s CPU depthwise convolution, a custom_vjp),
+    that only defines its reverse mode (`nasx.nn.cpu_conv`'s XLA:CPU depthwise convolution),
     ``sum(grad f(x) * v)`` (decided while tracing, so once per compile)."""
     try:
         return jax.jvp(f, (x,), (v,))
