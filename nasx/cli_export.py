@@ -28,7 +28,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     front, volume = front_vs_macs(run)
     out = Path(args.out).expanduser() if args.out else run.path
     out.mkdir(parents=True, exist_ok=True)
-    png = plot(run, front, out / "report.png")
+    families = []
+    for folder in args.family or []:
+        from nasx.family import load_family
+
+        family = load_family(folder)
+        points = [(m.costs["macs"], m.metrics["test_accuracy"]) for m in family.members]
+        families.append((f"{family.kind} family", points, str(family.folder)))
+    png = plot(run, front, out / "report.png", [(label, points) for label, points, _ in families])
     md = out / "report.md"
     md.write_text(
         f"# {run.config.get('space', '?')}:{run.config.get('variant', '?')} under {run.config.get('budget', '?')}\n\n"
@@ -42,6 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "scored": len(run.scored),
         "hypervolume": volume,
         "front": [{"fingerprint": e.arch.fingerprint, "score": e.objectives[0], **e.costs} for e in front],
+        "families": [{"label": label, "folder": f, "points": points} for label, points, f in families],
         "plot": str(png),
         "markdown": str(md),
     }
@@ -254,6 +262,12 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("run_dir", help="an --out folder of nasx search")
     p.add_argument("--out", help="write report.png and report.md here (default: RUN_DIR)")
+    p.add_argument(
+        "--family",
+        action="append",
+        metavar="DIR",
+        help="mark an exported family (an --out folder of nasx export) on the plot; repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print the front as JSON")
     p.set_defaults(run=cmd_report)
 

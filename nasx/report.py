@@ -2,13 +2,14 @@
 
 `load_run` reads a run folder (``runlog.jsonl`` and ``config.json``); `front_vs_macs` picks the
 architectures no other beats in both the primary score (maximized) and MACs (minimized), with
-the hypervolume they dominate; `plot` renders every evaluated architecture and the front as a
-PNG (matplotlib, no display needed); `markdown` writes the front as a Markdown table.
+the hypervolume they dominate; `plot` renders every evaluated architecture, the front and any exported
+families as a PNG (matplotlib, no display needed); `markdown` writes the front as a Markdown table.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,14 @@ def front_vs_macs(run: Run) -> tuple[list[Evaluation], float]:
     return front, hypervolume(points, reference, (True, False))
 
 
-def plot(run: Run, front: list[Evaluation], out: str | Path) -> Path:
-    """PNG of score vs MACs: every scored architecture, the front highlighted and joined."""
+def plot(
+    run: Run,
+    front: list[Evaluation],
+    out: str | Path,
+    families: Sequence[tuple[str, Sequence[tuple[float, float]]]] = (),
+) -> Path:
+    """PNG of score vs MACs: every scored architecture, the front highlighted and joined, and each
+    exported family in `families` (a label and its members' (MACs, accuracy at export)) marked."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -103,6 +110,17 @@ def plot(run: Run, front: list[Evaluation], out: str | Path) -> Path:
         markersize=5,
         label=f"Pareto front ({len(front)})",
     )
+    for (label, members), marker in zip(families, "s^Dv", strict=False):
+        members = sorted(members)
+        ax.plot(
+            [macs / 1e6 for macs, _ in members],
+            [accuracy for _, accuracy in members],
+            marker + "--",
+            markersize=8,
+            markerfacecolor="none",
+            linewidth=1,
+            label=f"{label} ({len(members)}, accuracy at export)",
+        )
     ax.set_xlabel("MACs (M)")
     ax.set_ylabel(run.score_name)
     space = f"{run.config.get('space', '?')}:{run.config.get('variant', '?')}"

@@ -36,3 +36,26 @@ def test_report_of_a_folder_without_a_run_is_a_clear_error(tmp_path: Path, capsy
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "holds no search run" in err and str(tmp_path) in err
+
+
+def test_report_marks_an_exported_family(tmp_path: Path, capsys) -> None:
+    """--family DIR puts the family's members, at (MACs, accuracy at export), on the plot."""
+    run = tmp_path / "run"
+    argv = ["search", "--space", "mobilenet", "--budget", "300M-flops", "--evaluations", "8"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    family = tmp_path / "family"
+    members = []
+    for i, (macs, accuracy) in enumerate([(2e6, 0.5), (9e6, 0.75)]):
+        folder = family / f"{i:02d}"
+        folder.mkdir(parents=True)
+        (folder / "costs.json").write_text(json.dumps({"macs": macs, "params": 10}))
+        (folder / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
+        members.append({"folder": folder.name})
+    (family / "family.json").write_text(json.dumps({"family": "standalone", "members": members}))
+    capsys.readouterr()
+    assert main(["report", str(run), "--family", str(family), "--out", str(tmp_path / "r"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["families"] == [
+        {"label": "standalone family", "folder": str(family), "points": [[2e6, 0.5], [9e6, 0.75]]}
+    ]
+    assert (tmp_path / "r" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
