@@ -107,6 +107,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     if args.family == "sorted":
         return _export_sorted(args, run, network, supernet, params, meta, data, front, out)
+    if args.family == "stitched":
+        return _export_stitched(args, run, network, supernet, params, meta, data, front, out)
     rows = []
     for rank, entry in enumerate(front[: args.top], 1):
         arch = project(Arch(entry["arch"]), network)
@@ -219,6 +221,54 @@ def _export_sorted(args, run, network, supernet, params, meta, data, front: list
     return 0
 
 
+def _export_stitched(args, run, network, supernet, params, meta, data, front: list[dict], out: Path) -> int:
+    """`--family stitched`: anchors of different sizes from the front, least-squares stitches, Pareto stitches."""
+    from nasx.errors import UnsupportedSpaceError
+    from nasx.evaluators import project
+    from nasx.family_stitched import build_stitched, export_stitched, select_anchors, train_stitches
+    from search_spaces.stages import STAGED
+
+    if network.name not in STAGED:
+        raise UnsupportedSpaceError(
+            f'space "{network.name}" cannot be stitched (no stage boundaries); use one of {", ".join(STAGED)}'
+        )
+    anchors = select_anchors([project(Arch(e["arch"]), network) for e in front], network, args.anchors)
+    config = meta.get("config", {})
+    batch, seed = config.get("batch_size", 64), config.get("seed", 0)
+    staged = STAGED[network.name](network)
+    net = build_stitched(supernet, params, network, staged, anchors, data, batch_size=batch, seed=seed)
+    history = train_stitches(net, data, args.stitch_steps, batch_size=batch, seed=seed)
+    manifest = export_stitched(
+        net,
+        network,
+        data,
+        out,
+        batch_size=batch,
+        meta={
+            "run_dir": str(run.path),
+            "supernet": meta["folder"],
+            "stitch_steps": args.stitch_steps,
+            "stitch_loss": history,
+        },
+    )
+    rows = [{**m, "folder": str(out / m["folder"])} for m in manifest["members"]]
+    if args.json:
+        _emit_json(
+            {"out": str(out), "family": "stitched", "members": rows, "evaluated": manifest["evaluated"]}
+        )
+        return 0
+    table = Table(
+        title=f"stitched family in {out}: {len(rows)} of {len(manifest['evaluated'])} configurations"
+    )
+    for col in ("#", "configuration", "MACs", "params", "test acc"):
+        table.add_column(col)
+    for i, r in enumerate(rows):
+        c = r["costs"]
+        table.add_row(str(i), r["name"], f"{c['macs']:,}", f"{c['params']:,}", f"{r['test_accuracy']:.4f}")
+    Console().print(table)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -281,9 +331,14 @@ def add_parsers(sub) -> None:
     p.add_argument("run_dir", help="an --out folder of nasx search --evaluator supernet:CKPT")
     p.add_argument(
         "--family",
-        choices=("standalone", "sorted"),
+        choices=("standalone", "sorted", "stitched"),
         default="standalone",
-        help="standalone models, or a sorted family: the nested chain of most hypervolume, one checkpoint",
+        help="standalone models, or a sorted family: the nested chain of most hypervolume, one checkpoint, "
+        "or a stitched family (SN-Net): front anchors joined by stitching layers",
+    )
+    p.add_argument("--anchors", type=int, default=2, help="stitched: anchors from the front, 2-4 (default 2)")
+    p.add_argument(
+        "--stitch-steps", type=int, default=100, help="stitched: training steps of the stitches (default 100)"
     )
     p.add_argument("--top", type=int, default=3, help="front members to export, best first (default 3)")
     p.add_argument(
