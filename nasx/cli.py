@@ -248,7 +248,11 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
+    from nasx.cli_profile import load_latency_table, with_latency
+
+    table = load_latency_table(args)
     space, arch = load_arch(args.space, args.arch)
+    space = with_latency(space, table, args.resolution)
     costs = space.costs(arch, args.resolution)
     resolution = args.resolution or arch.get("resolution", space.resolution)
     if args.json:
@@ -267,7 +271,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    space = make_space(args.space, args.bits)
+    from nasx.cli_profile import load_latency_table, with_latency
+
+    table = load_latency_table(args)
+    space = with_latency(make_space(args.space, args.bits), table, args.resolution)
     rng = np.random.default_rng(args.seed)
     if args.budget is None:
         archs = list(dict.fromkeys(space.sample(rng) for _ in range(args.n)))
@@ -397,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural architecture search and compression on JAX. "
         "Budgets: 600M-flops (multiply-accumulates), 5.3M-params, 4MB-size, 20ms-latency, 60-layers.",
     )
-    from nasx import __version__
+    from nasx import __version__, cli_profile
 
     parser.add_argument("--version", action="version", version=f"nasx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -415,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="preset name, JSON file, inline JSON, or NB201 arch string")
     p.add_argument("--resolution", type=int, help="input side in px (default: the space's deployment size)")
     p.add_argument("--json", action="store_true", help="print JSON (keys macs, params, weight_bytes, ...)")
+    cli_profile.add_latency_argument(p)
     p.set_defaults(run=cmd_cost)
 
     p = sub.add_parser("sample", help="random valid architectures within a budget, one JSON per line")
@@ -425,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, help="px at which the budget applies (default: deployment size)")
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
     p.add_argument("--json", action="store_true", help="print one JSON object with costs")
+    cli_profile.add_latency_argument(p)
     p.set_defaults(run=cmd_sample)
     p = sub.add_parser(
         "train-supernet",
@@ -470,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_search.add_parsers(sub, spaces_help)
     cli_ray.add_parsers(sub, spaces_help)
     cli_export.add_parsers(sub)
+    cli_profile.add_parsers(sub, spaces_help)
     cli_benchmark.add_parsers(sub)
     return parser
 

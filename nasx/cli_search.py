@@ -338,10 +338,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from nasx.budget import sample_admitted
+    from nasx.cli_profile import load_latency_table, with_latency
 
+    table = load_latency_table(args)
     # proxies and analytic scores cannot see quantization: search float nets unless asked
     bits = args.bits or _checkpoint_bits(args.evaluator) or (32,)
-    space = make_space(args.space, bits)
+    space = with_latency(make_space(args.space, bits), table, args.resolution)
     args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     budget: Budget = args.budget
     if args.resume and not args.out:
@@ -384,6 +386,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "resolution": args.resolution,
         "data": args.data,
+        "latency_table": args.latency_table,
     }
     _check_config(run_dir, config, args.resume)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -643,9 +646,11 @@ class SearchFailedError(NasxError, RuntimeError):
 
 # --- nasx solve -------------------------------------------------------------------------------
 def cmd_solve(args: argparse.Namespace) -> int:
+    from nasx.cli_profile import load_latency_table, with_latency
     from solvers.mp import deepmad_score, effectiveness, solve
 
-    space = make_space(args.space, args.bits)
+    table = load_latency_table(args)
+    space = with_latency(make_space(args.space, args.bits), table, args.resolution)
     args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     result = solve(
         space, args.budget, rho_max=args.rho, resolution=args.resolution, time_limit_s=args.time_limit
@@ -691,6 +696,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 # --- argument parsing -------------------------------------------------------------------------
 def add_parsers(sub, spaces_help: str) -> None:
+    from nasx.cli_profile import add_latency_argument
+
     p = sub.add_parser(
         "search",
         help="search a space for the best architectures under a budget",
@@ -756,6 +763,7 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (best, costs, score, run_dir, ...)"
     )
+    add_latency_argument(p)
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser(
@@ -773,4 +781,5 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument("--time-limit", type=float, default=60.0, help="solver time limit in s (default 60)")
     p.add_argument("--out", help="also write the result JSON to this file")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_latency_argument(p)
     p.set_defaults(run=cmd_solve)

@@ -19,6 +19,12 @@ anywhere in microseconds and the MP solver can use them as constants. Convention
 
 Composition: ``a + b`` is "a then b" (counts add, peak memory is the larger peak) and
 ``n * c`` is c repeated n times.
+
+A `Layer` describes one layer as plain data (op, channels, kernel, stride, input side, groups,
+bits, activation, ...) and a `Block` is a sequence of them run as one unit (an MBConv block). A
+space that lists its blocks per architecture (``space.blocks(arch)``) gets their analytic costs
+from `Layer.costs` and their measured latency from a latency table (`nasx.latency`), both keyed
+by the same descriptors.
 """
 
 from __future__ import annotations
@@ -27,8 +33,19 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["FLOAT_BYTES", "Costs", "conv2d", "dense", "out_size", "weight_tensor_bytes"]
+__all__ = [
+    "FLOAT_BYTES",
+    "Costs",
+    "Layer",
+    "Block",
+    "LAYER_OPS",
+    "conv2d",
+    "dense",
+    "out_size",
+    "weight_tensor_bytes",
+]
 
 FLOAT_BYTES = 4
 """Activations, biases, BN parameters and quantization scales are float32."""
@@ -168,3 +185,65 @@ def dense(n_in: int, n_out: int, *, bits: int = 32, bias: bool = True, layers: i
         activation_bytes=FLOAT_BYTES * (n_in + n_out),
         layers=layers,
     )
+
+
+LAYER_OPS = ("conv", "dense", "se", "pool")
+"""The ops a `Layer` can be."""
+
+
+class Layer(NamedTuple):
+    """One layer of a network as the cost model and a latency table see it: plain, hashable data.
+
+    Ops (see `LAYER_OPS`):
+
+    * ``"conv"``: a (grouped) convolution `c_in` -> `c_out` on an `in_size` px square input, then
+      batch norm if `bn`, activation `act` ("" = none) and, if `residual`, the addition of the
+      block input (`c_out` channels at the output size);
+    * ``"dense"``: fully-connected `c_in` -> `c_out` on a pooled vector (bias if `bias`), then `act`;
+    * ``"se"``: squeeze-excitation of `c_in` channels at `in_size` px through a squeeze width of
+      `c_out`: global pool, dense + `act`, dense + gate (hard-sigmoid after relu, sigmoid after
+      swish), rescale; both dense layers have biases and count for no layer;
+    * ``"pool"``: global average pool of `c_in` channels at `in_size` px (no cost).
+    """
+
+    op: str
+    c_in: int
+    c_out: int
+    in_size: int = 1
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    bits: int = 32
+    act: str = ""
+    bn: bool = False
+    bias: bool = False
+    residual: bool = False
+
+    def costs(self) -> Costs:
+        """Analytic costs (`conv2d`, `dense`); a sum over a network's layers gives its MACs, params,
+        weight bytes and layer count (not its peak activation memory, which is not a sum)."""
+        if self.op == "conv":
+            return conv2d(
+                self.c_in,
+                self.c_out,
+                self.kernel,
+                self.in_size,
+                stride=self.stride,
+                groups=self.groups,
+                bits=self.bits,
+                bias=self.bias,
+                bn=self.bn,
+            )
+        if self.op == "dense":
+            return dense(self.c_in, self.c_out, bits=self.bits, bias=self.bias)
+        if self.op == "se":
+            reduce = conv2d(self.c_in, self.c_out, 1, 1, bits=self.bits, bias=True, bn=False, layers=0)
+            return reduce + conv2d(self.c_out, self.c_in, 1, 1, bits=self.bits, bias=True, bn=False, layers=0)
+        if self.op == "pool":
+            return Costs()
+        raise ValueError(f"layer op {self.op!r}: expected one of {', '.join(LAYER_OPS)}")
+
+
+Block = tuple[Layer, ...]
+"""Layers run one after the other as one unit of a network (e.g. an MBConv block); a layer with
+``residual`` adds the block's input. A latency table times each distinct block as one program."""

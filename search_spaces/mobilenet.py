@@ -52,11 +52,14 @@ import itertools
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import final
+from typing import TYPE_CHECKING, final
 
-from nasx.costs import FLOAT_BYTES, Costs, conv2d, dense, out_size
+from nasx.costs import FLOAT_BYTES, Block, Costs, conv2d, dense, out_size
 from nasx.errors import UnknownSpaceError
 from nasx.space import AbstractSearchSpace, Arch, Choice, Preset, Value
+
+if TYPE_CHECKING:
+    from nasx.latency import LatencyTable
 
 __all__ = [
     "ACTIVATIONS",
@@ -397,12 +400,15 @@ class MobileNetSpace(AbstractSearchSpace):
       name: family name.
       width_mult: multiplier of every fixed width of the skeleton (`scale_widths`); the choices
         do not depend on it, the costs (and the networks) follow `scaled`.
+      latency: a measured latency table (`nasx.latency.attach`); with one, `costs` predicts
+        ``latency_ms`` from the architecture's blocks (`search_spaces.mobilenet_layers`).
     """
 
     skeleton: Skeleton
     bits: tuple[int, ...] = (4, 8, 16, 32)
     name: str = "mobilenet"
     width_mult: float = 1.0
+    latency: LatencyTable | None = None
 
     def __post_init__(self) -> None:
         if not self.bits or min(self.bits) < 1:
@@ -573,13 +579,27 @@ class MobileNetSpace(AbstractSearchSpace):
         head = _head_costs(
             c_in, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, size, values.get("bits.head", 32)
         )
+        latency_ms = None if self.latency is None else self.latency.predict(self.blocks(values, resolution))
         return Costs(
             macs=macs + head.macs,
             params=params + head.params,
             weight_bytes=weight_bytes + head.weight_bytes,
             activation_bytes=max(peak, head.activation_bytes),
             layers=layers + head.layers,
+            latency_ms=latency_ms,
         )
+
+    def blocks(self, arch: Mapping[str, Value], resolution: int | None = None) -> tuple[Block, ...]:
+        """The blocks (layers) of a valid `arch`'s network at the resolution `costs` uses, in order."""
+        from search_spaces.mobilenet_layers import network_blocks
+
+        return network_blocks(self, arch, resolution)
+
+    def distinct_blocks(self, resolution: int | None = None) -> tuple[Block, ...]:
+        """Every distinct block of the space's networks at `resolution` px: a latency table's keys."""
+        from search_spaces.mobilenet_layers import distinct_blocks
+
+        return distinct_blocks(self, resolution)
 
     # Piecewise prices for solvers that pose the search as a program over per-option constants
     # (solvers.mp). For macs, params, weight_bytes and layers (activation_bytes is a peak, not a
@@ -603,7 +623,11 @@ class MobileNetSpace(AbstractSearchSpace):
         last = sk.stages[-1].width if sk.stages else sk.first_width
         side = self._block_input_side(len(sk.stages) + 1, 1, size)
         head = _head_costs(last, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, side, bits)
-        return stem + head
+        if self.latency is None:
+            return stem + head
+        from search_spaces.mobilenet_layers import fixed_blocks
+
+        return (stem + head).replace(latency_ms=self.latency.predict(fixed_blocks(self, size, bits)))
 
     def block_costs(
         self,
@@ -625,7 +649,7 @@ class MobileNetSpace(AbstractSearchSpace):
         size = resolution or sk.fixed_resolution or sk.default_resolution
         width, stride = sk.stages[stage - 1].width, sk.stages[stage - 1].stride
         c_in = width if block > 1 else (sk.stages[stage - 2].width if stage > 1 else sk.first_width)
-        return mbconv_costs(
+        costs = mbconv_costs(
             c_in,
             width,
             kernel,
@@ -636,6 +660,12 @@ class MobileNetSpace(AbstractSearchSpace):
             bits,
             sk.se_squeeze,
         )
+        if self.latency is None:
+            return costs
+        from search_spaces.mobilenet_layers import option_block
+
+        block_ms = self.latency.blocks_ms([option_block(self, stage, block, kernel, expand, se, size, bits)])
+        return costs.replace(latency_ms=block_ms)  # the overhead is in fixed_costs
 
     def _block_input_side(self, stage: int, block: int, resolution: int) -> int:
         """Input side in px of block `block` of stage `stage` (``len(stages) + 1``: the head)."""

@@ -19,7 +19,8 @@ Modules, one concept each:
 Limits: MBConv programs and small ResNet grids are solved to proven optimality (the tests check
 them against brute force); on large grids the result is a local optimum (`coarse_to_fine`). Costs
 in the program are the spaces' own analytic costs, and `solve` checks the returned architecture
-against ``space.costs`` and the rho bound. A budget on latency cannot be modelled. On a
+against ``space.costs`` and the rho bound. A budget on latency is modelled for MBConv spaces with
+a latency table (per-option block latencies add up, `nasx.latency`), not otherwise. On a
 coarse-to-fine solve, an infeasible budget is diagnosed on the coarse grid (`diagnose`).
 
 References:

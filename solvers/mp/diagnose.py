@@ -52,7 +52,7 @@ def _exceeded(least: dict[str, float | None], limits: dict[str, float], phrase: 
     return [
         f"{_WORD[n]}: {phrase} {format_amount(v)} > limit {format_amount(limits[n])}"
         for n, v in least.items()
-        if v is not None and v > limits[n] + 0.5
+        if v is not None and v > limits[n] + (1e-9 * limits[n] if n == "latency_ms" else 0.5)  # ms vs counts
     ]
 
 

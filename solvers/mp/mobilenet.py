@@ -2,7 +2,8 @@
 
 MBConv spaces have fixed widths, so their program is linear without products: per stage a one-hot
 depth and SE flag, per block position a one-hot (kernel, expansion, SE) option active when the
-depth reaches it, priced by the space's `block_costs`.
+depth reaches it, priced by the space's `block_costs` (with a latency table, latency too: a block's
+predicted latency is a constant per option, `nasx.latency`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def _mobilenet_model(setting: _Setting, rho_max: float | None) -> _Model:
     if sk.fixed_resolution is None and res in space.skeleton.resolutions:
         resolution_key = {"resolution": res}
     fixed = space.fixed_costs(resolution=res, bits=bits)
-    costs = {name: pulp.LpAffineExpression(constant=getattr(fixed, name)) for name in _MODELED}
+    modelled = _MODELED + (("latency_ms",) if space.latency is not None else ())  # additive per option
+    costs = {name: pulp.LpAffineExpression(constant=getattr(fixed, name)) for name in modelled}
     n_stages = int(sk.first_stride != 1) + sum(s.stride != 1 for s in sk.stages) + 1
     weights = iter(_weights(n_stages, setting.stage_weights))
     score = pulp.LpAffineExpression()
@@ -68,7 +70,7 @@ def _mobilenet_model(setting: _Setting, rho_max: float | None) -> _Model:
             for flag in (False, True):
                 p.prob += pulp.lpSum(v for o, v in z.items() if o[2] == flag) <= se[flag]
             blocks.append(z)
-            for name in _MODELED:
+            for name in modelled:
                 costs[name] += pulp.lpSum(
                     getattr(space.block_costs(s, j, *o, resolution=res, bits=bits), name) * v
                     for o, v in z.items()

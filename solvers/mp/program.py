@@ -22,7 +22,13 @@ from nasx.space import SearchSpace, Value
 __all__: list[str] = []
 
 _MODELED = ("macs", "params", "weight_bytes", "layers")
-_WORD = {"macs": "flops", "params": "params", "weight_bytes": "size", "layers": "layers"}
+_WORD = {
+    "macs": "flops",
+    "params": "params",
+    "weight_bytes": "size",
+    "layers": "layers",
+    "latency_ms": "latency",
+}
 _RHO_MARGIN = 1e-6  # slack on 2E >= f(D) so the solver's tolerance cannot admit rho a hair above the bound
 
 _Expr = pulp.LpAffineExpression | pulp.LpVariable

@@ -41,15 +41,27 @@ FULL_GRID_MAX_TUPLES = 6000
 _METHODS = ("auto", "full", "coarse-to-fine")
 
 
-def _limits(budget: Budget) -> dict[str, float]:
+def _limits(budget: Budget, space: SearchSpace, family: str) -> dict[str, float]:
     limits = budget.limits()
-    unmodelled = sorted(set(limits) - set(_MODELED))
+    modelled = _MODELED + _latency(space, family)
+    unmodelled = sorted(set(limits) - set(modelled))
     if unmodelled:
+        hint = (
+            "give a latency table (nasx profile; --latency-table)"
+            if family == "mobilenet" and unmodelled == ["latency_ms"]
+            else "drop it or use evolutionary search"
+        )
         raise BudgetCostError(
-            f'budget "{budget}": the MP solver cannot model {", ".join(unmodelled)} '
-            f"(it models {', '.join(_WORD[n] for n in _MODELED)}); drop it or use evolutionary search"
+            f'budget "{budget}": the MP solver cannot model {", ".join(_WORD[n] for n in unmodelled)} here '
+            f"(it models {', '.join(_WORD[n] for n in modelled)}); {hint}"
         )
     return limits
+
+
+def _latency(space: SearchSpace, family: str) -> tuple[str, ...]:
+    """``("latency_ms",)`` for an MBConv space with a latency table: latency is then a sum of
+    per-option block latencies plus the fixed parts', a linear constraint (`nasx.latency`)."""
+    return ("latency_ms",) if family == "mobilenet" and getattr(space, "latency", None) else ()
 
 
 def solve(
@@ -71,7 +83,8 @@ def solve(
 
     Args:
       space: a `resnet` space (any skeleton) or a `mobilenet` space.
-      budget: limits on MACs (flops), params, weight bytes (size) and layers.
+      budget: limits on MACs (flops), params, weight bytes (size), layers and, for a mobilenet
+        space with a latency table (`nasx.latency.attach`), latency.
       rho_max: effectiveness bound rho0 (0.3 for DeepMAD-R18/34/50, 0.5 for the MBConv models);
         None drops it.
       resolution: input side in px at which costs and score are taken (default: the space's).
@@ -91,7 +104,8 @@ def solve(
     Raises:
       InfeasibleBudgetError: no architecture satisfies the budget and rho bound; the message
         names the binding constraint and the least attainable value of each budgeted cost.
-      BudgetCostError: the budget limits a cost the program does not model (latency).
+      BudgetCostError: the budget limits a cost the program does not model (latency without a
+        latency table, or on a resnet space).
       UnsupportedSpaceError: the space has no formulation here.
       SolverTimeLimitError: no feasible architecture was found within the time limit.
     """
@@ -100,7 +114,7 @@ def solve(
     if method not in _METHODS:
         raise ValueError(f'method "{method}" is not one of {", ".join(_METHODS)}')
     family = _family(space, "MP solver")
-    limits = _limits(budget)
+    limits = _limits(budget, space, family)
     if resolution is None:
         resolution = space.resolution
     if bits is None:
