@@ -205,22 +205,55 @@ def _training_evaluator(spec: str, space: SearchSpace, args: argparse.Namespace)
     )
 
 
-def _checkpoint_bits(spec: str | None) -> tuple[int, ...] | None:
-    """The bit-widths a supernet checkpoint was trained with (None: not a checkpoint, or default)."""
-    if not spec or not spec.startswith("supernet:"):
-        return None
+def _checkpoint_folder(path: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    return folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
+
+
+def _network_of(
+    meta: dict, path: str, family: str | None, bits: tuple[int, ...] | None = None
+) -> SearchSpace:
+    """The network a supernet checkpoint's weights belong to (its variant, width, bits, classes)."""
+    if family is not None and meta.get("space") != family:
+        raise UnknownEvaluatorError(
+            f'supernet checkpoint "{path}" is of space "{meta.get("space")}", not "{family}"'
+        )
+    return proxy_space(
+        f"{meta['space']}:{meta['variant']}",
+        bits=bits or (tuple(meta["bits"]) if meta.get("bits") else None),
+        num_classes=meta["num_classes"],
+        width_mult=meta.get("width_mult"),
+    )
+
+
+def checkpoint_space(spec: str, args: argparse.Namespace) -> SearchSpace:
+    """The space a search with ``--evaluator supernet:CKPT`` runs over: the checkpoint's network.
+
+    Its subnets are what the evaluator scores and what `nasx export` ships, so their costs (and the
+    budget) are that network's (its variant, width and bits), not those of the full-width space
+    ``--space`` names. Costs apply at the space's deployment resolution, as in the exported models'
+    costs.json, whatever the image size the supernet trained at."""
     from nasx.checkpoint import Checkpointer, CheckpointError
 
-    folder = Path(spec.partition(":")[2]).expanduser().resolve()
-    folder = folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
+    make_space(args.space)  # an unknown space or variant is named as such
+    path = spec.partition(":")[2]
+    folder = _checkpoint_folder(path)
     if not folder.is_dir():
-        return None  # reported by the evaluator, with the path
+        raise UnknownEvaluatorError(
+            f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
+        )
     try:
         with Checkpointer(folder) as ckpt:
-            bits = ckpt.meta().get("bits")
-    except CheckpointError:
-        return None
-    return tuple(bits) if bits else None
+            meta = ckpt.meta()
+    except CheckpointError as e:
+        raise UnknownEvaluatorError(f'supernet checkpoint "{path}": {e}') from None
+    family, _, variant = args.space.partition(":")
+    if variant and variant != meta.get("variant"):
+        raise UnknownEvaluatorError(
+            f'supernet checkpoint "{path}" was trained on {meta.get("space")}:{meta.get("variant")}, '
+            f"not {args.space}; search --space {meta.get('space')} (the checkpoint's variant is used)"
+        )
+    return _network_of(meta, path, family, args.bits)
 
 
 def load_supernet(path: str, family: str | None = None):
@@ -230,24 +263,14 @@ def load_supernet(path: str, family: str | None = None):
     from nasx.supernet import build, functional
     from nasx.train import TrainConfig, optimizer
 
-    ckpt_dir = Path(path).expanduser().resolve()
-    folder = ckpt_dir / "checkpoints" if (ckpt_dir / "checkpoints").is_dir() else ckpt_dir
+    folder = _checkpoint_folder(path)
     if not folder.is_dir():
         raise UnknownEvaluatorError(
             f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
         )
     with Checkpointer(folder) as ckpt:
         meta = ckpt.meta()
-        if family is not None and meta.get("space") != family:
-            raise UnknownEvaluatorError(
-                f'supernet checkpoint "{path}" is of space "{meta.get("space")}", not "{family}"'
-            )
-        network = proxy_space(
-            f"{meta['space']}:{meta['variant']}",
-            bits=tuple(meta["bits"]) if meta.get("bits") else None,
-            num_classes=meta["num_classes"],
-            width_mult=meta.get("width_mult"),
-        )
+        network = _network_of(meta, path, family)
         supernet = build(supernet_factory(meta["space"]), network, seed=0)
         _, params, _ = functional(supernet)
         config = TrainConfig(**meta["config"])
@@ -341,9 +364,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nasx.cli_profile import load_latency_table, with_latency
 
     table = load_latency_table(args)
-    # proxies and analytic scores cannot see quantization: search float nets unless asked
-    bits = args.bits or _checkpoint_bits(args.evaluator) or (32,)
-    space = with_latency(make_space(args.space, bits), table, args.resolution)
+    if args.evaluator and args.evaluator.startswith("supernet:"):
+        space = checkpoint_space(args.evaluator, args)
+    else:  # proxies and analytic scores cannot see quantization: search float nets unless asked
+        space = make_space(args.space, args.bits or (32,))
+    space = with_latency(space, table, args.resolution)
     args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     budget: Budget = args.budget
     if args.resume and not args.out:

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasx.cli import main
+from nasx.cli import main, make_space
 from nasx.data import load
+from nasx.runlog import read_runlog
+from nasx.space import Arch
 
 PLAIN_JAX = """
 import sys
@@ -48,6 +50,13 @@ def test_exported_models_reproduce_their_accuracy_with_plain_jax(
     )
     members = json.loads(capsys.readouterr().out)["members"]
     assert 1 <= len(members) <= 2
+    # the search priced the archs of the checkpoint's network (width 0.25), the one exported
+    logged = {e.arch.fingerprint: dict(e.costs) for e in read_runlog(searched / "run" / "runlog.jsonl")}
+    for m in members:
+        arch = json.loads((Path(m["folder"]) / "arch.json").read_text())
+        costs = json.loads((Path(m["folder"]) / "costs.json").read_text())
+        full_width = make_space("mobilenet:cifar", (32,)).costs(Arch(arch)).macs
+        assert logged[Arch(arch).fingerprint]["macs"] == costs["macs"] < full_width / 4
     data = load("digits", size=8, seed=0)
     np.save(tmp_path / "x.npy", data.x_test)
     np.save(tmp_path / "y.npy", data.y_test)
