@@ -389,6 +389,31 @@ def _head_costs(
     return head + dense(features, num_classes, bits=bits)
 
 
+@dataclass(frozen=True)
+class PlacedBlock:
+    """One searchable MBConv block of an architecture's network, where it sits in it.
+
+    `MobileNetSpace.placed_blocks` lists them; the latency blocks (`search_spaces.mobilenet_layers`),
+    the stitching segments (`search_spaces.stages`) and DeepMAD's formulas (`solvers.mp`) read
+    the network from this one list.
+    """
+
+    stage: int  # 1-based
+    c_in: int
+    c_out: int
+    kernel: int
+    expand: int
+    stride: int
+    se: bool
+    in_side_px: int
+    bits: int
+    act: str
+
+    @property
+    def out_side_px(self) -> int:
+        return out_size(self.in_side_px, self.kernel, self.stride)
+
+
 @final
 @dataclass(frozen=True)
 class MobileNetSpace(AbstractSearchSpace):
@@ -430,6 +455,39 @@ class MobileNetSpace(AbstractSearchSpace):
     def resolution(self) -> int:
         """Default deployment resolution in px (the fixed one for skeletons such as cifar)."""
         return self.skeleton.fixed_resolution or self.skeleton.default_resolution
+
+    def input_side(self, arch: Mapping[str, Value] | None = None, resolution: int | None = None) -> int:
+        """The input side in px costs apply at: `resolution` if given, else the skeleton's fixed
+        one (cifar: the arch's choice is ignored), else the arch's ``resolution`` choice, else the
+        skeleton's default."""
+        sk = self.skeleton
+        chosen = (arch or {}).get("resolution", sk.default_resolution)
+        return int(resolution or sk.fixed_resolution or chosen)
+
+    def placed_blocks(
+        self, arch: Mapping[str, Value], resolution: int | None = None
+    ) -> tuple[PlacedBlock, ...]:
+        """The searchable blocks of a valid `arch`'s network, in order, at `input_side` px."""
+        sk, out = self.scaled, []
+        side, c_in = self.block_input_side(1, 1, self.input_side(arch, resolution)), sk.first_width
+        for s, stage in enumerate(sk.stages, start=1):
+            for j in range(1, int(arch[f"s{s}.depth"]) + 1):
+                key = f"s{s}.b{j}"
+                block = PlacedBlock(
+                    s,
+                    c_in,
+                    stage.width,
+                    int(arch[f"{key}.kernel"]),
+                    int(arch[f"{key}.expand"]),
+                    stage.stride if j == 1 else 1,
+                    bool(arch[f"s{s}.se"]),
+                    side,
+                    int(arch.get(f"{key}.bits", 32)),
+                    stage.act,
+                )
+                out.append(block)
+                side, c_in = block.out_side_px, stage.width
+        return tuple(out)
 
     @property
     def num_classes(self) -> int:
@@ -532,7 +590,7 @@ class MobileNetSpace(AbstractSearchSpace):
         """
         sk = self.scaled
         values = arch.to_dict() if isinstance(arch, Arch) else dict(arch)
-        size = resolution or sk.fixed_resolution or values.get("resolution", sk.default_resolution)
+        size = self.input_side(values, resolution)
         stem, size = _stem_costs(
             sk.stem_width,
             sk.stem_stride,
@@ -609,7 +667,7 @@ class MobileNetSpace(AbstractSearchSpace):
     def fixed_costs(self, *, resolution: int | None = None, bits: int = 32) -> Costs:
         """Costs of the fixed parts: stem, first block and head (expansion conv, mix, classifier)."""
         sk = self.scaled
-        size = resolution or sk.fixed_resolution or sk.default_resolution
+        size = self.input_side(None, resolution)
         stem, _ = _stem_costs(
             sk.stem_width,
             sk.stem_stride,
@@ -621,7 +679,7 @@ class MobileNetSpace(AbstractSearchSpace):
             bits,
         )
         last = sk.stages[-1].width if sk.stages else sk.first_width
-        side = self._block_input_side(len(sk.stages) + 1, 1, size)
+        side = self.block_input_side(len(sk.stages) + 1, 1, size)
         head = _head_costs(last, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, side, bits)
         if self.latency is None:
             return stem + head
@@ -646,7 +704,7 @@ class MobileNetSpace(AbstractSearchSpace):
         the stage's width to itself at stride 1 (`mbconv_costs`).
         """
         sk = self.scaled
-        size = resolution or sk.fixed_resolution or sk.default_resolution
+        size = self.input_side(None, resolution)
         width, stride = sk.stages[stage - 1].width, sk.stages[stage - 1].stride
         c_in = width if block > 1 else (sk.stages[stage - 2].width if stage > 1 else sk.first_width)
         costs = mbconv_costs(
@@ -656,7 +714,7 @@ class MobileNetSpace(AbstractSearchSpace):
             expand,
             stride if block == 1 else 1,
             se,
-            self._block_input_side(stage, block, size),
+            self.block_input_side(stage, block, size),
             bits,
             sk.se_squeeze,
         )
@@ -667,7 +725,7 @@ class MobileNetSpace(AbstractSearchSpace):
         block_ms = self.latency.blocks_ms([option_block(self, stage, block, kernel, expand, se, size, bits)])
         return costs.replace(latency_ms=block_ms)  # the overhead is in fixed_costs
 
-    def _block_input_side(self, stage: int, block: int, resolution: int) -> int:
+    def block_input_side(self, stage: int, block: int, resolution: int) -> int:
         """Input side in px of block `block` of stage `stage` (``len(stages) + 1``: the head)."""
         sk = self.scaled  # SAME padding: sides do not depend on the kernels
         size = out_size(out_size(resolution, 3, sk.stem_stride), 3, sk.first_stride)

@@ -106,25 +106,18 @@ def network_blocks(
     """The blocks of a valid architecture's network, in order, at `resolution` px (or, as in
     `MobileNetSpace.costs`, the fixed or chosen one)."""
     sk = space.scaled
-    size = resolution or sk.fixed_resolution or int(values.get("resolution", sk.default_resolution))
-    stem, first, size = _stem_blocks(sk, size, int(values.get("bits.stem", 32)))
-    blocks, c_in = [stem, first], sk.first_width
-    for s, stage in enumerate(sk.stages, start=1):
-        se = bool(values[f"s{s}.se"])
-        for j in range(1, int(values[f"s{s}.depth"]) + 1):
-            key = f"s{s}.b{j}"
-            kernel = int(values[f"{key}.kernel"])
-            stride = stage.stride if j == 1 else 1
-            bits = int(values.get(f"{key}.bits", 32))
-            expand = int(values[f"{key}.expand"])
-            blocks.append(
-                mbconv_layers(
-                    c_in, stage.width, kernel, expand, stride, se, size, bits, stage.act, sk.se_squeeze
-                )
-            )
-            size, c_in = out_size(size, kernel, stride), stage.width
-    blocks.append(_head_block(sk, c_in, size, int(values.get("bits.head", 32))))
-    return tuple(blocks)
+    stem, first, _ = _stem_blocks(sk, space.input_side(values, resolution), int(values.get("bits.stem", 32)))
+    placed = space.placed_blocks(values, resolution)
+    blocks = [
+        mbconv_layers(
+            b.c_in, b.c_out, b.kernel, b.expand, b.stride, b.se, b.in_side_px, b.bits, b.act, sk.se_squeeze
+        )
+        for b in placed
+    ]
+    last = sk.stages[-1].width if sk.stages else sk.first_width
+    side = space.block_input_side(len(sk.stages) + 1, 1, space.input_side(values, resolution))
+    head = _head_block(sk, last, side, int(values.get("bits.head", 32)))
+    return (stem, first, *blocks, head)
 
 
 def option_block(
@@ -141,7 +134,7 @@ def option_block(
     sk = space.scaled
     width, stride = sk.stages[stage - 1].width, sk.stages[stage - 1].stride
     c_in = width if block > 1 else (sk.stages[stage - 2].width if stage > 1 else sk.first_width)
-    size = _block_input_side(sk, stage, block, resolution)
+    size = space.block_input_side(stage, block, resolution)
     act = sk.stages[stage - 1].act
     return mbconv_layers(
         c_in, width, kernel, expand, stride if block == 1 else 1, se, size, bits, act, sk.se_squeeze
@@ -153,7 +146,7 @@ def fixed_blocks(space: MobileNetSpace, resolution: int, bits: int) -> tuple[Blo
     sk = space.scaled
     stem, first, _ = _stem_blocks(sk, resolution, bits)
     last = sk.stages[-1].width if sk.stages else sk.first_width
-    return stem, first, _head_block(sk, last, _block_input_side(sk, len(sk.stages) + 1, 1, resolution), bits)
+    return stem, first, _head_block(sk, last, space.block_input_side(len(sk.stages) + 1, 1, resolution), bits)
 
 
 def distinct_blocks(space: MobileNetSpace, resolution: int | None = None) -> tuple[Block, ...]:
@@ -164,7 +157,7 @@ def distinct_blocks(space: MobileNetSpace, resolution: int | None = None) -> tup
     expansion, SE and bits option; the stem, first block and head for every bits option.
     """
     sk = space.scaled
-    size = resolution or sk.fixed_resolution or sk.default_resolution
+    size = space.input_side(None, resolution)
     bits_options = space.bits if space.bits != (32,) else (32,)
     found: dict[Block, None] = {}
     for bits in bits_options:
@@ -177,13 +170,3 @@ def distinct_blocks(space: MobileNetSpace, resolution: int | None = None) -> tup
     for bits in bits_options:
         found[fixed_blocks(space, size, bits)[2]] = None
     return tuple(found)
-
-
-def _block_input_side(sk: Skeleton, stage: int, block: int, resolution: int) -> int:
-    """Input side in px of block `block` of stage `stage` (``len(stages) + 1``: the head)."""
-    size = out_size(out_size(resolution, 3, sk.stem_stride), 3, sk.first_stride)
-    for s in sk.stages[: stage - 1]:
-        size = out_size(size, 3, s.stride)
-    if block > 1:
-        size = out_size(size, 3, sk.stages[stage - 1].stride)
-    return size

@@ -70,8 +70,7 @@ class MobileNetStages:
 
     def resolution(self, arch: Arch) -> int:
         """The input side in px `MobileNetSpace.costs` prices `arch` at."""
-        sk = self.space.scaled
-        return sk.fixed_resolution or arch.get("resolution", sk.default_resolution)
+        return self.space.input_side(arch)
 
     def segments(self, model: MobileNetNet, arch: Arch) -> list[nnx.Module]:
         segments: list[nnx.Module] = [Chain([model.stem, model.first])]
@@ -83,40 +82,35 @@ class MobileNetStages:
         return [*segments, Chain([model.head])]
 
     def segment_costs(self, arch: Arch) -> list[Costs]:
-        sk, size = self.space.scaled, self.resolution(arch)
-        bits = arch.get("bits.stem", 32)
-        stem, size = _stem_costs(
+        space, sk = self.space, self.space.scaled
+        side = space.input_side(arch)
+        stem, _ = _stem_costs(
             sk.stem_width,
             sk.stem_stride,
             sk.first_width,
             sk.first_stride,
             sk.first_se,
             sk.se_squeeze,
-            size,
-            bits,
+            side,
+            arch.get("bits.stem", 32),
         )
-        costs, c_in = [stem], sk.first_width
-        for s, stage in enumerate(sk.stages, start=1):
-            total = Costs()
-            for j in range(1, arch[f"s{s}.depth"] + 1):
-                kernel, stride = arch[f"s{s}.b{j}.kernel"], stage.stride if j == 1 else 1
-                total += mbconv_costs(
-                    c_in,
-                    stage.width,
-                    kernel,
-                    arch[f"s{s}.b{j}.expand"],
-                    stride,
-                    arch[f"s{s}.se"],
-                    size,
-                    arch.get(f"s{s}.b{j}.bits", 32),
-                    sk.se_squeeze,
-                )
-                size, c_in = out_size(size, kernel, stride), stage.width
-            costs.append(total)
+        stages = [Costs() for _ in sk.stages]
+        for b in space.placed_blocks(arch):
+            stages[b.stage - 1] += mbconv_costs(
+                b.c_in, b.c_out, b.kernel, b.expand, b.stride, b.se, b.in_side_px, b.bits, sk.se_squeeze
+            )
+        last = sk.stages[-1].width if sk.stages else sk.first_width
+        head_side = space.block_input_side(len(sk.stages) + 1, 1, side)
         head = _head_costs(
-            c_in, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, size, arch.get("bits.head", 32)
+            last,
+            sk.head_width,
+            sk.mix_width,
+            sk.mix_bias,
+            sk.num_classes,
+            head_side,
+            arch.get("bits.head", 32),
         )
-        return [*costs, head]
+        return [stem, *stages, head]
 
 
 @dataclass(frozen=True)

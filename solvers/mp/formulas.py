@@ -99,36 +99,26 @@ def _resnet_blocks(space: Any, arch: Arch, resolution: int) -> list[_Block]:
     return blocks
 
 
-def _mobilenet_blocks(space: Any, arch: Arch, resolution: int) -> list[_Block]:
+def _mobilenet_blocks(space: Any, arch: Arch, resolution: int | None) -> list[_Block]:
     sk = space.scaled
-    side = out_size(resolution, 3, sk.stem_stride)
+    side = out_size(space.input_side(arch, resolution), 3, sk.stem_stride)
     blocks = [_Block(sk.stem_stride, sk.stem_width, side, ((3, 3),))]
     side = out_size(side, 3, sk.first_stride)
     first = _mbconv_convs(sk.stem_width, sk.stem_width, 3, 1)
     blocks.append(_Block(sk.first_stride, sk.first_width, side, first))
-    c_in = sk.first_width
-    for s, stage in enumerate(sk.stages, start=1):
-        for j in range(1, arch[f"s{s}.depth"] + 1):
-            kernel, expand = arch[f"s{s}.b{j}.kernel"], arch[f"s{s}.b{j}.expand"]
-            stride = stage.stride if j == 1 else 1
-            side = out_size(side, kernel, stride)
-            blocks.append(
-                _Block(stride, stage.width, side, _mbconv_convs(c_in, c_in * expand, kernel, expand))
-            )
-            c_in = stage.width
+    for b in space.placed_blocks(arch, resolution):
+        convs = _mbconv_convs(b.c_in, b.c_in * b.expand, b.kernel, b.expand)
+        blocks.append(_Block(b.stride, b.c_out, b.out_side_px, convs))
+        side = b.out_side_px
+    c_in = sk.stages[-1].width if sk.stages else sk.first_width
     blocks.append(_Block(1, sk.head_width, side, ((c_in, 1),)))  # the 1x1 head conv before pooling
     return blocks
-
-
-def _mobilenet_resolution(space: Any, arch: Mapping[str, Value], resolution: int | None) -> int:
-    sk = space.skeleton
-    return resolution or sk.fixed_resolution or int(arch.get("resolution", sk.default_resolution))
 
 
 def _blocks(space: SearchSpace, arch: Arch, resolution: int | None) -> list[_Block]:
     if _family(space, "DeepMAD score") == "resnet":
         return _resnet_blocks(space, arch, resolution or space.resolution)
-    return _mobilenet_blocks(space, arch, _mobilenet_resolution(space, arch, resolution))
+    return _mobilenet_blocks(space, arch, resolution)
 
 
 def _stages(blocks: list[_Block]) -> list[tuple[int, int, float, int]]:
