@@ -236,7 +236,9 @@ def _export_stitched(args, run, network, supernet, params, meta, data, front: li
     config = meta.get("config", {})
     batch, seed = config.get("batch_size", 64), config.get("seed", 0)
     staged = STAGED[network.name](network)
-    net = build_stitched(supernet, params, network, staged, anchors, data, batch_size=batch, seed=seed)
+    net = build_stitched(
+        supernet, params, network, staged, anchors, data, batch_size=batch, seed=seed, reverse=args.reverse
+    )
     history = train_stitches(net, data, args.stitch_steps, batch_size=batch, seed=seed)
     manifest = export_stitched(
         net,
@@ -248,6 +250,7 @@ def _export_stitched(args, run, network, supernet, params, meta, data, front: li
             "run_dir": str(run.path),
             "supernet": meta["folder"],
             "stitch_steps": args.stitch_steps,
+            "reverse": args.reverse,
             "stitch_loss": history,
         },
     )
@@ -339,6 +342,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--anchors", type=int, default=2, help="stitched: anchors from the front, 2-4 (default 2)")
     p.add_argument(
         "--stitch-steps", type=int, default=100, help="stitched: training steps of the stitches (default 100)"
+    )
+    p.add_argument(
+        "--reverse",
+        action="store_true",
+        help="stitched: also stitch each larger anchor's front into the smaller one's back (SN-Net's both "
+        "directions: twice the configurations to train and evaluate)",
     )
     p.add_argument("--top", type=int, default=3, help="front members to export, best first (default 3)")
     p.add_argument(

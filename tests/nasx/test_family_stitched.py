@@ -293,12 +293,14 @@ def test_cli_exports_a_stitched_family_and_predicts_with_any_member(
     archs = [_arch(network, d, e) for d, e in ((2, 3), (2, 6), (3, 6))]
     run = _run_folder(tmp_path / "run", tiny_supernet[0], network, archs)
     out = tmp_path / "stitched"
-    argv = ["export", str(run), "--family", "stitched", "--anchors", "2", "--stitch-steps", "1"]
+    argv = ["export", str(run), "--family", "stitched", "--anchors", "2", "--stitch-steps", "1", "--reverse"]
     assert main([*argv, "--out", str(out), "--json"]) == 0
-    members = json.loads(capsys.readouterr().out)["members"]
+    result = json.loads(capsys.readouterr().out)
+    members = result["members"]
+    assert len(result["evaluated"]) == 2 + 20  # the anchors and the stitches of both directions
     assert {m["name"] for m in members} >= {"anchor0", "anchor1"}
     manifest = json.loads((out / "family.json").read_text())
-    assert manifest["family"] == "stitched" and manifest["stitch_steps"] == 1
+    assert manifest["family"] == "stitched" and manifest["stitch_steps"] == 1 and manifest["reverse"]
     assert [a["fingerprint"] for a in manifest["anchors"]] == [archs[0].fingerprint, archs[2].fingerprint]
     np.save(tmp_path / "x.npy", data.x_test)
     last = len(members) - 1
