@@ -226,7 +226,8 @@ def main() -> None:
             f"{r['measured_cpu_ms']:>9.2f} {r['predicted_wall_ms']:>10.2f} {r['measured_wall_ms']:>10.2f}"
         )
     print(
-        f"\n{args.n} held-out subnets, overhead fitted on {args.calibrate}; load average {load_start[0]:.1f}"
+        f"\n{args.n} held-out subnets, overhead fitted on {args.calibrate}; load average "
+        f"{results['load_average']['start']:.1f} at the start, {results['load_average']['end']:.1f} at the end"
     )
     print(
         f"{'clock':<6} {'Spearman':>9} {'MAPE %':>7} {'overhead ms':>12} {'MACs Spearman':>14} {'split-half':>16}"

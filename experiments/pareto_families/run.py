@@ -72,7 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for every step's output")
     parser.add_argument("--steps", type=int, default=200, help="supernet training steps")
-    parser.add_argument("--evaluations", type=int, default=32, help="architectures the search scores")
+    parser.add_argument("--evaluations", type=int, default=128, help="architectures the search scores")
+    parser.add_argument(
+        "--budget", default="16M-flops", help="search budget (the width-0.25 cifar network: 7-22M MACs)"
+    )
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--width-mult", type=float, default=0.25, help="supernet width multiplier")
     parser.add_argument("--batch-size", type=int, default=32, help="supernet training batch")
@@ -87,7 +90,7 @@ def main() -> None:
     train += ["--image-size", str(args.image_size), "--steps", str(args.steps), "--out", str(supernet)]
     summary = run(train)
     print(f"  supernet test accuracy: {summary['test_accuracy']}", flush=True)
-    find = ["search", "--space", "mobilenet:cifar", "--budget", "100M-flops", "--objectives", "acc,macs"]
+    find = ["search", "--space", "mobilenet", "--budget", args.budget, "--objectives", "acc,macs"]
     find += ["--evaluator", f"supernet:{supernet}", "--strategy", "nsga2", "--population", "16"]
     found = run([*find, "--evaluations", str(args.evaluations), "--out", str(search)])
     print(f"  front: {len(found.get('front', []))} architectures", flush=True)
