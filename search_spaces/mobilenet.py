@@ -493,6 +493,25 @@ class MobileNetSpace(AbstractSearchSpace):
     def num_classes(self) -> int:
         return self.skeleton.num_classes
 
+    def stem_costs(self, side_px: int, bits: int = 32) -> tuple[Costs, int]:
+        """Stem conv + fixed first block at `side_px`, and the side they output."""
+        sk = self.scaled
+        return _stem_costs(
+            sk.stem_width,
+            sk.stem_stride,
+            sk.first_width,
+            sk.first_stride,
+            sk.first_se,
+            sk.se_squeeze,
+            side_px,
+            bits,
+        )
+
+    def head_costs(self, c_in: int, side_px: int, bits: int = 32) -> Costs:
+        """Final expansion conv, pool, feature mix and classifier on `c_in` channels of `side_px`."""
+        sk = self.scaled
+        return _head_costs(c_in, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, side_px, bits)
+
     @functools.cached_property
     def choices(self) -> tuple[Choice, ...]:
         sk = self.skeleton
@@ -591,16 +610,7 @@ class MobileNetSpace(AbstractSearchSpace):
         sk = self.scaled
         values = arch.to_dict() if isinstance(arch, Arch) else dict(arch)
         size = self.input_side(values, resolution)
-        stem, size = _stem_costs(
-            sk.stem_width,
-            sk.stem_stride,
-            sk.first_width,
-            sk.first_stride,
-            sk.first_se,
-            sk.se_squeeze,
-            size,
-            values.get("bits.stem", 32),
-        )
+        stem, size = self.stem_costs(size, values.get("bits.stem", 32))
         macs, params, weight_bytes, peak, layers = (
             stem.macs,
             stem.params,
@@ -634,9 +644,7 @@ class MobileNetSpace(AbstractSearchSpace):
                     if live_bytes > peak:
                         peak = live_bytes
                 c_in = width
-        head = _head_costs(
-            c_in, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, size, values.get("bits.head", 32)
-        )
+        head = self.head_costs(c_in, size, values.get("bits.head", 32))
         latency_ms = None if self.latency is None else self.latency.predict(self.blocks(values, resolution))
         return Costs(
             macs=macs + head.macs,
@@ -668,19 +676,10 @@ class MobileNetSpace(AbstractSearchSpace):
         """Costs of the fixed parts: stem, first block and head (expansion conv, mix, classifier)."""
         sk = self.scaled
         size = self.input_side(None, resolution)
-        stem, _ = _stem_costs(
-            sk.stem_width,
-            sk.stem_stride,
-            sk.first_width,
-            sk.first_stride,
-            sk.first_se,
-            sk.se_squeeze,
-            size,
-            bits,
-        )
+        stem, _ = self.stem_costs(size, bits)
         last = sk.stages[-1].width if sk.stages else sk.first_width
         side = self.block_input_side(len(sk.stages) + 1, 1, size)
-        head = _head_costs(last, sk.head_width, sk.mix_width, sk.mix_bias, sk.num_classes, side, bits)
+        head = self.head_costs(last, side, bits)
         if self.latency is None:
             return stem + head
         from search_spaces.mobilenet_layers import fixed_blocks

@@ -25,7 +25,7 @@ from flax import nnx
 from nasx.costs import Costs, out_size
 from nasx.nn.layers import global_avg_pool, max_pool, relu
 from nasx.space import Arch
-from search_spaces.mobilenet import MobileNetSpace, _head_costs, _stem_costs, mbconv_costs
+from search_spaces.mobilenet import MobileNetSpace, mbconv_costs
 from search_spaces.mobilenet_supernet import MobileNetNet
 from search_spaces.resnet import ResNetSpace, stage_costs
 from search_spaces.resnet_supernet import ResNet
@@ -84,16 +84,7 @@ class MobileNetStages:
     def segment_costs(self, arch: Arch) -> list[Costs]:
         space, sk = self.space, self.space.scaled
         side = space.input_side(arch)
-        stem, _ = _stem_costs(
-            sk.stem_width,
-            sk.stem_stride,
-            sk.first_width,
-            sk.first_stride,
-            sk.first_se,
-            sk.se_squeeze,
-            side,
-            arch.get("bits.stem", 32),
-        )
+        stem, _ = space.stem_costs(side, arch.get("bits.stem", 32))
         stages = [Costs() for _ in sk.stages]
         for b in space.placed_blocks(arch):
             stages[b.stage - 1] += mbconv_costs(
@@ -101,15 +92,7 @@ class MobileNetStages:
             )
         last = sk.stages[-1].width if sk.stages else sk.first_width
         head_side = space.block_input_side(len(sk.stages) + 1, 1, side)
-        head = _head_costs(
-            last,
-            sk.head_width,
-            sk.mix_width,
-            sk.mix_bias,
-            sk.num_classes,
-            head_side,
-            arch.get("bits.head", 32),
-        )
+        head = space.head_costs(last, head_side, arch.get("bits.head", 32))
         return [stem, *stages, head]
 
 

@@ -240,7 +240,8 @@ def test_r50_setting_beats_the_released_structure():
     # of the released DeepMAD-R50 is 48919.28 (test_deepmad_score_reproduces_the_reference_values).
     preset = PRESETS["deepmad-r50"]
     budget = parse_budget("4.13G-flops,25.55M-params")
-    result = solve(preset.space, budget, rho_max=0.3, time_limit_s=12)
+    # 60 s: the acceptance limit (a shorter one fails when the machine is busy)
+    result = solve(preset.space, budget, rho_max=0.3, time_limit_s=60)
     assert result.method == "coarse-to-fine" and result.status in ("local optimum", "time limit")
     assert budget.admits(result.costs) and effectiveness(preset.space, result.arch) <= 0.3
     assert result.costs == preset.space.costs(result.arch, 224)
