@@ -153,7 +153,9 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
     data = datasets.load(args.data, size=probe.resolution, seed=args.seed)
     network = _proxy_network(family, data.num_classes, args.width_mult)
     supernet = build(supernet_factory(family), network, seed=args.seed)
-    _, params, apply = functional(supernet)
+    _, params, plain = functional(supernet)
+    # forward-mode proxies (synflow) cannot pass the XLA:CPU convolutions with canonical gradients
+    applies = {False: functional(supernet, canonical_conv_grads=True)[2], True: plain}
     mesh = local_mesh(ARCHS)  # every chunk of architectures is split over all local devices
     params = replicate(params, mesh)
     chosen = {n: proxies.PROXIES[n] for n in names}
@@ -163,7 +165,9 @@ def _proxy_evaluator(names: Sequence[str], space: SearchSpace, args: argparse.Na
         network,
         params,
         {
-            n: proxies.make_proxy(apply, p, one_at_a_time=getattr(supernet, "switches_ops", False), mesh=mesh)
+            n: proxies.make_proxy(
+                applies[p.forward_mode], p, one_at_a_time=getattr(supernet, "switches_ops", False), mesh=mesh
+            )
             for n, p in chosen.items()
         },
         data.x_train[order],

@@ -19,6 +19,10 @@ must see only what the architecture uses:
   reverse-mode pass with random cotangents decides (`relu_usage`). An op whose output is only
   read by ``none`` edges still counts, as in the reference code, where the module exists.
 
+Reverse-mode proxies run faster on XLA:CPU with an ``apply`` built by
+``functional(supernet, canonical_conv_grads=True)``; forward-mode ones (`Proxy.forward_mode`:
+synflow) need the plain one (they still run on the other, in reverse mode, slower).
+
 Weights are the leaves named ``kernel`` (`nasx.nn` convolutions and dense layers), as the reference
 code scores ``Conv2d``/``Linear`` weights only; a kernel with a leading layer axis (a `Stack`) is
 that many layers.
@@ -124,6 +128,11 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     NB201, NASNet, ResNet); R up to about e^145. Returns ``-inf`` when R = 0 (no path from input
     to output).
 
+    A network with a layer that defines only its reverse mode (a `jax.custom_vjp`, found in the
+    jaxpr: `nasx.nn.cpu_conv`'s XLA:CPU convolutions) is differentiated in reverse mode instead,
+    the same score, several times slower: build synflow's ``apply`` without
+    ``canonical_conv_grads`` (`Proxy.forward_mode`).
+
     References:
       Tanaka et al., NeurIPS 2020; Abdelfattah et al., ICLR 2021 (``synflow``, ``bn=False``).
     """
@@ -134,26 +143,39 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     direction = jax.tree_util.tree_map_with_path(
         lambda p, v: v if _names(p)[-1:] == ("kernel",) else jnp.zeros_like(v), theta
     )
-    shapes = jax.eval_shape(lambda p, a, x: apply(p, a, x)[1], theta, arch, x[:1])
+    traced, (_, shapes) = jax.make_jaxpr(lambda p, a, x: apply(p, a, x), return_shape=True)(
+        theta, arch, x[:1]
+    )
     stats: Stats = {k: (jnp.zeros(m.shape), jnp.full(v.shape, 1.0 - EPS)) for k, (m, v) in shapes.items()}
     ones = jnp.full((1, *x.shape[1:]), math.exp(SYNFLOW_LOG_INPUT), x.dtype)
-    flow, total = _directional_derivative(lambda p: jnp.sum(apply(p, arch, ones, stats)[0]), theta, direction)
+    flow, total = _directional_derivative(
+        lambda p: jnp.sum(apply(p, arch, ones, stats)[0]),
+        theta,
+        direction,
+        forward=not _has_custom_vjp(traced.jaxpr),
+    )
     alive = flow > 0
     score = jnp.log(jnp.where(alive, total, 1.0)) - SYNFLOW_LOG_INPUT
     return jnp.where(alive, score, -jnp.inf)
 
 
-def _directional_derivative(f, x, v) -> tuple[jax.Array, jax.Array]:
-    """``f(x)`` and its derivative along `v`: one forward-mode pass, or, for networks with a layer
-    that only defines its reverse mode (`nasx.nn.cpu_conv`'s XLA:CPU depthwise convolution),
-    ``sum(grad f(x) * v)`` (decided while tracing, so once per compile)."""
-    try:
+def _directional_derivative(f, x, v, *, forward: bool) -> tuple[jax.Array, jax.Array]:
+    """``f(x)`` and its derivative along `v`: one forward-mode pass, or ``sum(grad f(x) * v)``
+    (for networks with a layer that defines only its reverse mode, see `_has_custom_vjp`)."""
+    if forward:
         return jax.jvp(f, (x,), (v,))
-    except TypeError as e:
-        if "custom_vjp" not in str(e):
-            raise
     value, grads = jax.value_and_grad(f)(x)
     return value, sum(jnp.sum(g * d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(v), strict=True))
+
+
+def _has_custom_vjp(jaxpr) -> bool:
+    """Whether a `jax.custom_vjp` function (`nasx.nn.cpu_conv`'s XLA:CPU convolutions) is called
+    anywhere in `jaxpr`, nested computations included. `jax.jvp` cannot pass one, and inside a
+    ``lax.map`` or ``switch`` it fails only when lowered, so this is decided on the jaxpr first."""
+    return any(
+        "custom_vjp" in e.primitive.name or any(_has_custom_vjp(s) for s in jcore.jaxprs_in_params(e.params))
+        for e in jaxpr.eqns
+    )
 
 
 def _loss_grads(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y: jax.Array) -> nnx.State:
@@ -432,6 +454,10 @@ class Proxy:
       fn: ``fn(apply, params, arch, x, y, key) -> score``.
       needs_labels: whether it reads `y`.
       batch_size: minibatch of the reference setup (synflow reads only the image shape).
+      forward_mode: whether it differentiates in forward mode (`jax.jvp`: synflow). Build the
+        ``apply`` of the others with ``functional(supernet, canonical_conv_grads=True)``
+        (reverse-mode gradients of convolutions 5-10x faster on XLA:CPU in switches and loops),
+        and of these without: forward mode cannot pass those convolutions.
       higher_is_better: always True here (kept so callers need not know).
     """
 
@@ -439,11 +465,12 @@ class Proxy:
     fn: ProxyFn
     needs_labels: bool
     batch_size: int
+    forward_mode: bool = False
     higher_is_better: bool = True
 
 
 PROXIES = {
-    "synflow": Proxy("synflow", synflow, needs_labels=False, batch_size=1),
+    "synflow": Proxy("synflow", synflow, needs_labels=False, batch_size=1, forward_mode=True),
     "snip": Proxy("snip", snip, needs_labels=True, batch_size=64),
     "grad_norm": Proxy("grad_norm", grad_norm, needs_labels=True, batch_size=64),
     "jacob_cov": Proxy("jacob_cov", jacob_cov, needs_labels=False, batch_size=64),
@@ -469,6 +496,7 @@ def make_proxy(
     that select ops with ``lax.switch`` (`switches_ops`, e.g. NB201) only the chosen ops
     then run, where ``vmap`` would turn each switch into a select of every candidate. With a
     `mesh` (`nasx.devices.local_mesh`) the batch is split over its devices, any batch size.
+    Build `apply` as `Proxy.forward_mode` says.
     """
     fn = proxy.fn if isinstance(proxy, Proxy) else proxy
 

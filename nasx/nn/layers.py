@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from nasx.nn.cpu_conv import depthwise_by_taps
+from nasx.nn.cpu_conv import dense_conv, depthwise_by_taps
 from nasx.nn.quant import fake_quant
 
 __all__ = [
@@ -152,6 +152,11 @@ class Conv(nnx.Module):
     Padding ``"same"`` is symmetric, ``(k - 1) // 2 * dilation`` per side (output
     ``ceil(n / stride)`` for odd k), so a centre-cropped kernel is exactly the smaller kernel.
     ``groups == in_features`` makes a depthwise convolution.
+
+    With ``canonical_grads`` a dense (one-group, not pointwise) convolution on XLA:CPU is
+    `nasx.nn.cpu_conv.dense_conv`: the same values, gradients 5-10x faster inside a
+    ``lax.switch`` or loop body, but reverse-mode autodiff only (`jax.jvp` cannot pass it).
+    `nasx.supernet.functional` sets it for a whole network; other backends ignore it.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class Conv(nnx.Module):
         dilation: int = 1,
         use_bias: bool = False,
         bits: int = 32,
+        canonical_grads: bool = False,
         rngs: nnx.Rngs,
     ) -> None:
         kh, kw = _pair(kernel_size)
@@ -176,6 +182,7 @@ class Conv(nnx.Module):
         self.in_features, self.out_features = in_features, out_features
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.groups, self.dilation, self.bits = groups, dilation, bits
+        self.canonical_grads = canonical_grads
 
     @property
     def depthwise(self) -> bool:
@@ -220,6 +227,8 @@ class Conv(nnx.Module):
         elif (kh, kw) == (1, 1) and self.groups == 1 and pads == [(0, 0), (0, 0)]:
             # a pointwise conv is a matrix product (XLA:CPU's conv gradients are far slower)
             y = x[:, :: self.stride, :: self.stride, :] @ w[0, 0]
+        elif self.groups == 1 and self.canonical_grads and jax.default_backend() == "cpu":
+            y = dense_conv(x, w, self.stride, pads, self.dilation)
         else:
             y = jax.lax.conv_general_dilated(
                 x,

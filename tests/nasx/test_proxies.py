@@ -205,6 +205,21 @@ def test_one_arch_at_a_time_equals_vmapped(rig: _Rig, name: str) -> None:
     np.testing.assert_allclose(scores, rig.scores(name), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", list(PROXIES))
+def test_canonical_conv_grads_leave_the_scores_unchanged(rig: _Rig, name: str) -> None:
+    """Built with ``canonical_conv_grads`` (`dense_conv` on CPU), one arch at a time in a
+    ``lax.map``: the same scores. synflow, whose `jax.jvp` cannot pass `dense_conv` (and in a
+    ``lax.map`` would fail only when lowered), finds it in the jaxpr and runs in reverse mode."""
+    _, params, apply = functional(rig.net, canonical_conv_grads=True)
+    jaxprs = [str(jax.make_jaxpr(a)(params, rig.archs[0], rig.x)) for a in (apply, rig.apply)]
+    assert "custom_vjp" in jaxprs[0] and "custom_vjp" not in jaxprs[1]
+    assert not any(getattr(c, "canonical_grads", False) for _, c in nnx.iter_graph(rig.net))
+    mapped = make_proxy(apply, PROXIES[name], one_at_a_time=True, compiler_options=QUICK)
+    scores = mapped(params, rig.archs, rig.x, rig.y, rig.key)
+    # reverse mode sums synflow's terms in another order; the rest runs other but equal convolutions
+    np.testing.assert_allclose(scores, rig.scores(name), rtol=1e-5, atol=1e-5)
+
+
 def test_no_path_from_input_to_output_scores_minus_infinity(rig: _Rig) -> None:
     archs = [ALL_NONE, *ARCHS[:5]]
     for name in ("synflow", "jacob_cov"):

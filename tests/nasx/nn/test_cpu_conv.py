@@ -1,4 +1,4 @@
-"""The XLA:CPU depthwise convolution: same values and gradients as XLA's grouped convolution."""
+"""The XLA:CPU convolutions: same values and gradients as XLA's (grouped, dense) convolutions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasx.nn import kernel_mask
-from nasx.nn.cpu_conv import depthwise_by_taps
+from nasx.nn.cpu_conv import dense_conv, depthwise_by_taps
 
 CASES = [
     (9, 3, 1, 1, "same"),
@@ -61,3 +61,59 @@ def test_depthwise_by_taps_equals_xla_grouped_conv_with_gradients(
         return depthwise_by_taps(x, w, stride, pads, dilation, taps)
 
     _assert_same_with_gradients(by_taps, grouped, x, w, taps)
+
+
+DENSE_CASES = [
+    (8, 1, 1, 1, "same"),
+    (8, 1, 2, 1, "same"),
+    (9, 3, 1, 1, "same"),
+    (9, 3, 2, 1, "same"),
+    (10, 5, 1, 1, "same"),
+    (10, 5, 2, 1, "same"),
+    (11, 3, 1, 2, "same"),
+    (8, 3, 2, 1, ((0, 1), (1, 2))),
+]
+
+
+def _xla_dense(stride, pads, dilation):
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(
+            x,
+            w,
+            (stride, stride),
+            pads,
+            rhs_dilation=(dilation, dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+
+    return conv
+
+
+@pytest.mark.parametrize(("side", "kernel", "stride", "dilation", "pads"), DENSE_CASES)
+def test_dense_conv_equals_xla_conv_with_gradients(side, kernel, stride, dilation, pads) -> None:
+    """Its hand-written gradients (canonical forms) are autodiff's of XLA's convolution.
+
+    Grouped convolutions are not covered: `nasx.nn.Conv` keeps XLA's for them."""
+    pads = _pads(pads, kernel, dilation)
+    x, w = _x((2, side, side, 3)), _x((kernel, kernel, 3, 5), seed=1)
+    _assert_same_with_gradients(
+        lambda x, w: dense_conv(x, w, stride, pads, dilation), _xla_dense(stride, pads, dilation), x, w
+    )
+
+
+def test_dense_conv_gradients_inside_a_switch_in_a_map() -> None:
+    """Where it is used: a branch of a ``lax.switch`` in a ``lax.map`` body (NB201's proxies)."""
+    pads = _pads("same", 3, 1)
+    xs, w = _x((3, 1, 9, 9, 3)), _x((3, 3, 3, 3), seed=1)
+
+    def loss(conv):
+        def one(x):
+            y = jax.lax.switch(1, [lambda x, w: x, lambda x, w: conv(x, w)], x, w)
+            return jnp.sum(jnp.sin(y))
+
+        return lambda xs, w: jnp.sum(jax.lax.map(one, xs))
+
+    mine = jax.jit(jax.grad(loss(lambda x, w: dense_conv(x, w, 1, pads, 1)), (0, 1)))(xs, w)
+    xla = jax.jit(jax.grad(loss(_xla_dense(1, pads, 1)), (0, 1)))(xs, w)
+    for got, want in zip(mine, xla, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
