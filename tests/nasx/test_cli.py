@@ -186,7 +186,15 @@ def test_train_supernet_writes_a_resumable_run(
     assert 0.0 <= result["score"] <= 1.0 and result["scores"] == {"acc": result["score"]}
     assert "bits.stem" not in result["best"]  # searched at the checkpoint's bits (32 only)
     # a variant other than the checkpoint's is refused, naming both
-    wrong = ["search", "--space", "mobilenet:imagenet", "--budget", "1G-flops", "--evaluator", f"supernet:{out}"]
+    wrong = [
+        "search",
+        "--space",
+        "mobilenet:imagenet",
+        "--budget",
+        "1G-flops",
+        "--evaluator",
+        f"supernet:{out}",
+    ]
     code, _, err = run(capsys, *wrong, "--out", str(tmp_path / "w"))
     assert code == 2 and "mobilenet:cifar" in err and "mobilenet:imagenet" in err and "Traceback" not in err
 
