@@ -1,7 +1,7 @@
 """Search -> export, end to end on the embedded digits: a supernet, its Pareto front, and the
 front shipped as a sorted family and as a stitched family.
 
-Command (from the repository root, about 10 min on 2 CPU cores)::
+Command (from the repository root, 30-45 min on 2 busy CPU cores)::
 
     python experiments/pareto_families/run.py --out /tmp/pareto_families
 
