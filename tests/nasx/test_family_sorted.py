@@ -22,7 +22,7 @@ import nasx
 from nasx.cli import main
 from nasx.data import load
 from nasx.family import FamilyFolderError
-from nasx.family_slices import MemberSliceError, cuts, slice_boxes
+from nasx.family_slices import MemberSliceError, cuts, member_forward, slice_boxes
 from nasx.family_sorted import SortedFamilyError, best_chain, nesting_matrix, nests, reference_point
 from nasx.nn.layers import BatchNorm
 from nasx.pareto import hypervolume
@@ -343,3 +343,36 @@ def test_sorted_export_errors(tmp_path: Path, nested_run: tuple[Path, list], cap
     assert main(["predict", str(tmp_path), "--input", "x.npy"]) == 2
     with pytest.raises(FamilyFolderError, match="holds no exported family"):
         nasx.load_family(tmp_path)
+
+
+def test_a_quantized_chain_runs_from_the_shared_float_weights() -> None:
+    """Members below 32 bits share the largest member's float weights and quantize their own slice
+    as they run (each layer's scale sees exactly its active weights, as in the supernet), so a
+    sorted family of quantized members gives each member its fake-quantized outputs."""
+    cifar = mobilenet.SKELETONS["cifar"]
+    skeleton = dataclasses.replace(cifar, stages=cifar.stages[:2], head_width=64, mix_width=0)
+    space = mobilenet.MobileNetSpace(skeleton, bits=(4, 32), width_mult=0.25)
+    supernet = build(MobileNetSupernet, space, seed=0)
+    _, params, _ = functional(supernet)
+    stats = {
+        node.key: (np.zeros(node.num_features), np.ones(node.num_features))
+        for _, node in nnx.iter_graph(supernet)
+        if isinstance(node, BatchNorm)
+    }
+    chain = [
+        space.validate(a.replace({k: 4 for k in a if "bits" in k.split(".")}))
+        for a in nested_chain(space, [0.0, 1.0], np.random.default_rng(1))
+    ]
+    assert nests(chain[0], chain[1], space)
+    boxes = [slice_boxes(supernet, params, a, stats) for a in chain]
+    nnx.update(supernet, params)
+    largest = supernet.extract(chain[-1], stats)
+    shared = [np.asarray(w) for w in jax.tree.leaves(nnx.state(largest, nnx.Param))]
+    x = np.random.default_rng(2).normal(size=(3, 32, 32, 3)).astype(np.float32)
+    for arch, member_boxes in zip(chain, boxes, strict=True):
+        model = supernet.extract(arch, stats)
+        forward, own = member_forward(model, member_boxes, boxes[-1], len(shared))
+        sliced = np.asarray(forward([*shared, *own], x))
+        np.testing.assert_allclose(sliced, np.asarray(model(x)), rtol=1e-5, atol=1e-5)
+        as_float = supernet.extract(arch.replace({k: 32 for k in arch if "bits" in k.split(".")}), stats)
+        assert np.max(np.abs(sliced - np.asarray(as_float(x)))) > 1e-3  # 4 bits did apply
