@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from nasx.cli import main
 from nasx.latency import LatencyTableMismatchError, ProfileSettings, load_table
 from nasx.profile import _BlockNet, device_kind, profile_blocks
 from nasx.profile_subnets import calibrate, validate
@@ -22,7 +21,7 @@ from nasx.supernet import build, count_params
 from search_spaces import mobilenet
 from search_spaces.mobilenet import MobileNetSpace, Skeleton, Stage
 from search_spaces.mobilenet_supernet import MobileNetSupernet
-from tests.nasx.test_latency import synthetic_table
+from tests.nasx.test_latency import run, synthetic_table
 
 # One stage, one kernel: 11 distinct blocks at 8 px, each compiled in a fraction of a second.
 TINY = MobileNetSpace(
@@ -158,15 +157,6 @@ def test_validation_reports_predicted_against_measured(measured) -> None:
 
 # --- nasx profile ----------------------------------------------------------------------------------
 CLI_SPACE = mobilenet.space("cifar", bits=(32,), width_mult=0.25)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_profile_resumes_and_validates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
