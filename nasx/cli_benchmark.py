@@ -8,8 +8,9 @@ are correlated with, and the simulated training results of the search comparison
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -47,6 +48,14 @@ def _queries(text: str) -> tuple[int, ...]:
     return values
 
 
+def _proxy_setting(name: str, args: argparse.Namespace) -> dict:
+    """What a proxy's score of a cell depends on besides the cell (`ProxyScoreLog`)."""
+    from nasx.proxies import PROXIES as FUNCTIONS
+
+    images = args.proxy_batch or (FUNCTIONS[name].batch_size if name in FUNCTIONS else None)
+    return {"data": args.data, "images": images, "seed": args.seed}
+
+
 def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
     from nasx import nb201_benchmark as bench
     from nasx.cli_search import PROXIES, build_evaluator
@@ -57,7 +66,9 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
     table = load_table(args.table, args.dataset)  # DatasetError -> exit 2 before any JAX work
     space = make_space(f"nb201:{args.dataset}")
     lookup = table.lookup(lambda text: search_spaces.nb201.from_string(text, space))
+    out = Path(args.out or f"runs/nb201-{args.dataset}-s{args.seed}").expanduser().resolve()
     report: dict = {
+        "run_dir": str(out),
         "table": str(table.path),
         "dataset": args.dataset,
         "search_column": table.search_column,
@@ -69,16 +80,26 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
     if not args.no_proxies:
         archs = bench.sample_archs(space, args.n, args.seed, all_archs=args.all)
         names = args.proxies.split(",") if args.proxies else list(PROXIES)
-        evaluator = build_evaluator(",".join(names), space, args)
+        cells = [search_spaces.nb201.to_string(a) for a in archs]
         scores = bench.cost_scores(space, archs)
-        with Progress(console=err, disable=args.json) as bar:
-            task = bar.add_task(f"scoring {len(archs):,} cells ({', '.join(names)})", total=len(archs))
-            rows: list[dict[str, float]] = []
-            for start in range(0, len(archs), 256):
-                rows += evaluator.evaluate(archs[start : start + 256])
-                bar.update(task, completed=len(rows))
+        store = bench.ProxyScoreLog(out / "proxy_scores.jsonl", {n: _proxy_setting(n, args) for n in names})
+        todo = [c for c in cells if any(store.missing([c], n) for n in names)]
+        if todo:
+            evaluator = build_evaluator(",".join(names), space, args)
+            by_cell = dict(zip(cells, archs, strict=True))
+            with Progress(console=err, disable=args.json) as bar:
+                task = bar.add_task(
+                    f"scoring {len(todo):,} cells ({', '.join(names)}), "
+                    f"{len(cells) - len(todo):,} resumed from {store.path}",
+                    total=len(todo),
+                )
+                for start in range(0, len(todo), args.batch_size):
+                    part = todo[start : start + args.batch_size]
+                    rows = evaluator.evaluate([by_cell[c] for c in part])
+                    store.add(part, [{n: row[n] for n in names} for row in rows])
+                    bar.update(task, completed=start + len(part))
         for name in names:
-            scores[name] = np.array([r[name] for r in rows], dtype=float)
+            scores[name] = store.get(cells, name)
         corr = bench.correlations(scores, lookup.test_acc(archs))
         report["proxies"] = {
             "n": len(archs),
@@ -111,10 +132,13 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
             "results": [c.to_dict() for c in curves.values()],
             "reference": NB201_PAPER_REFERENCE if args.dataset == "cifar10" else None,
         }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         _emit_json(report)
         return 0
     console = Console()
+    console.print(f"[dim]scores and report in {out}[/dim]")
     if corr:
         t = Table(
             title=f"NB201 {args.dataset}: proxy rank correlation with {table.test_column} "
@@ -183,5 +207,11 @@ def add_parsers(sub) -> None:
     q.add_argument("--batch", type=int, default=1, help="cells asked per step in the search (default 1)")
     q.add_argument("--no-proxies", action="store_true", help="skip the proxy correlations")
     q.add_argument("--no-search", action="store_true", help="skip the simulated search")
+    q.add_argument(
+        "--out",
+        help="run folder: proxy scores are appended to OUT/proxy_scores.jsonl as they are computed "
+        "(a killed run resumes from them), the report is written to OUT/report.json "
+        "(default: runs/nb201-DATASET-sSEED)",
+    )
     q.add_argument("--json", action="store_true", help="print the tables as JSON")
     q.set_defaults(run=cmd_benchmark_nb201, width_mult=None, resolution=None, rho=0.3)

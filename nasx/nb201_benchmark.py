@@ -32,9 +32,12 @@ References:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,6 +60,7 @@ __all__ = [
     "sample_archs",
     "enumerate_archs",
     "cost_scores",
+    "ProxyScoreLog",
 ]
 
 QUERIES = (50, 100, 200, 300)
@@ -351,6 +355,9 @@ def enumerate_archs(space: SearchSpace, limit: int = ENUMERATE_LIMIT) -> list[Ar
 def sample_archs(space: SearchSpace, n: int, seed: int, all_archs: bool = False) -> list[Arch]:
     """`n` distinct architectures drawn uniformly without replacement, the same for the same seed.
 
+    A larger `n` extends the sample of a smaller one (a prefix of one seeded permutation), so
+    scores kept from a smaller run are reused.
+
     Args:
       space: the search space.
       n: how many (all of them if the space has fewer).
@@ -366,7 +373,7 @@ def sample_archs(space: SearchSpace, n: int, seed: int, all_archs: bool = False)
         every = enumerate_archs(space)
         if n >= len(every):
             return every
-        return [every[i] for i in rng.choice(len(every), size=n, replace=False)]
+        return [every[i] for i in rng.permutation(len(every))[:n]]
     found: dict[Arch, None] = {}
     for _ in range(100 * n):  # a huge space: collisions are rare, the bound is never reached
         if len(found) == n:
@@ -382,3 +389,60 @@ def cost_scores(space: SearchSpace, archs: Sequence[Arch]) -> dict[str, np.ndarr
         "params": np.array([c.params for c in costs], dtype=np.float64),
         "macs": np.array([c.macs for c in costs], dtype=np.float64),
     }
+
+
+class ProxyScoreLog:
+    """Proxy scores of cells, appended and flushed as they are computed, so a killed run resumes.
+
+    One JSON line per cell and proxy: ``{"cell": "|nor_conv_3x3~0|+...", "proxy": "snip",
+    "score": 1.2, "setting": {...}}``. `setting` holds everything else the proxy's score depends on
+    (the images, how many, the seed of the weights); a line is reused only under the same setting.
+    NaN (a proxy that failed on a cell) is written as JSON's ``NaN``. A torn last line (a kill
+    mid-write) is cut off on opening.
+    """
+
+    def __init__(self, path: str | Path, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        """`settings`: proxy name -> its setting; lines of other proxies or settings are ignored."""
+        self.path = Path(path)
+        self.settings = json.loads(json.dumps(dict(settings)))  # as they read back from the file
+        self.scores: dict[tuple[str, str], float] = {}
+        if self.path.exists():
+            self._read()
+
+    def _read(self) -> None:
+        data = self.path.read_bytes()
+        good = 0
+        for line in data.splitlines(keepends=True):
+            try:
+                record = json.loads(line)
+                cell, proxy, score = record["cell"], record["proxy"], float(record["score"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                break
+            if not line.endswith(b"\n"):
+                break
+            good += len(line)
+            if proxy in self.settings and record.get("setting") == self.settings[proxy]:
+                self.scores[(cell, proxy)] = score
+        if good < len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(good)
+
+    def missing(self, cells: Sequence[str], proxy: str) -> list[str]:
+        """The cells (of `cells`, in order) with no stored score for `proxy` under its setting."""
+        return [c for c in cells if (c, proxy) not in self.scores]
+
+    def add(self, cells: Sequence[str], scores: Sequence[Mapping[str, float]]) -> None:
+        """Store one mapping proxy -> score per cell, flushed to disk before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for cell, row in zip(cells, scores, strict=True):
+                for proxy, score in row.items():
+                    record = {"cell": cell, "proxy": proxy, "score": float(score)}
+                    f.write(json.dumps({**record, "setting": self.settings[proxy]}) + "\n")
+                    self.scores[(cell, proxy)] = float(score)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def get(self, cells: Sequence[str], proxy: str) -> np.ndarray:
+        """The stored scores of `cells` for `proxy`, in order (KeyError if one is missing)."""
+        return np.array([self.scores[(c, proxy)] for c in cells], dtype=float)

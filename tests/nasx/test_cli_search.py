@@ -156,7 +156,9 @@ def test_solve_prints_the_mp_result(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "rho" in err  # at rho 0.3 no mobilenet fits: the binding bound is named
 
 
-def test_benchmark_nb201_search_part(capsys: pytest.CaptureFixture[str], nb201_csv: Path) -> None:
+def test_benchmark_nb201_search_part(
+    capsys: pytest.CaptureFixture[str], nb201_csv: Path, tmp_path: Path
+) -> None:
     code, out, _ = run(
         capsys,
         "benchmark",
@@ -168,11 +170,38 @@ def test_benchmark_nb201_search_part(capsys: pytest.CaptureFixture[str], nb201_c
         "2",
         "--queries",
         "10,20",
+        "--out",
+        str(tmp_path),
         "--json",
     )
     assert code == 0
     results = {r["strategy"]: r for r in json.loads(out)["search"]["results"]}
     assert set(results) == {"random", "aging evolution"}
+    assert json.loads((tmp_path / "report.json").read_text())["search"] == json.loads(out)["search"]
+
+
+def test_benchmark_nb201_proxy_scores_are_kept_and_resumed(
+    capsys: pytest.CaptureFixture[str], nb201_csv: Path, tmp_path: Path
+) -> None:
+    args = ("benchmark", "nb201", "--table", str(nb201_csv), "--proxies", "synflow", "--no-search", "--json")
+
+    def scores(folder: Path) -> list[dict]:
+        return [json.loads(line) for line in (folder / "proxy_scores.jsonl").read_text().splitlines()]
+
+    assert run(capsys, *args, "-n", "3", "--batch-size", "2", "--out", str(tmp_path / "a"))[0] == 0
+    before = scores(tmp_path / "a")
+    assert len(before) == 3 and {r["proxy"] for r in before} == {"synflow"}
+    # a run killed mid-write leaves a torn line: the next run cuts it off and scores only the rest
+    with (tmp_path / "a" / "proxy_scores.jsonl").open("a") as f:
+        f.write('{"cell": "|none~0|+|none~0|none~1|+|no')
+    code, out, _ = run(capsys, *args, "-n", "5", "--batch-size", "2", "--out", str(tmp_path / "a"))
+    assert code == 0 and json.loads(out)["proxies"]["n"] == 5
+    resumed = scores(tmp_path / "a")
+    assert len(resumed) == 5 and resumed[:3] == before
+    # the same scores as a run that scores the 5 cells in one call
+    assert run(capsys, *args, "-n", "5", "--batch-size", "5", "--out", str(tmp_path / "b"))[0] == 0
+    fresh = {r["cell"]: r["score"] for r in scores(tmp_path / "b")}
+    assert {r["cell"]: r["score"] for r in resumed} == pytest.approx(fresh, rel=1e-5)
 
 
 def test_benchmark_nb201_missing_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

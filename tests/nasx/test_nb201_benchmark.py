@@ -96,6 +96,7 @@ def test_sample_archs_is_distinct_deterministic_and_all_covers_the_space():
     assert len(a) == len(set(a)) == 1000
     assert a == sample_archs(SPACE, 1000, seed=3)
     assert a != sample_archs(SPACE, 1000, seed=4)
+    assert sample_archs(SPACE, 1500, seed=3)[:1000] == a  # a larger sample extends a smaller one
     every = sample_archs(SPACE, 0, seed=0, all_archs=True)
     assert len(set(every)) == len(every) == SPACE.size() == 15_625
     assert set(a) <= set(every)
