@@ -18,25 +18,27 @@ proxy, on NB201's CIFAR-10 skeleton at full width (C = 16, 32 px):
 
 Images: CIFAR-10 is not available offline, so the minibatch is scikit-learn's digits upscaled to
 32 px (real images, 10 classes, `nasx.data`); batch 64 as in Abdelfattah et al.'s NB201 runs,
-128 for naswot as in Mellor et al.; synflow reads only the image shape. XLA's cost analysis of
-each compiled program is reported (it counts every branch of a switch).
+128 for naswot as in Mellor et al.; synflow reads only the image shape. GFLOP/arch is analytic:
+network passes (`CONV_PASSES`) x 2 x images x the cells' mean MACs (nasx.costs); the same run
+measures this device's dense f32 matmul rate, the practical ceiling. XLA's own cost analysis
+(which counts every branch of a switch) is kept in the JSON.
 
 Prints a table and writes ``benchmarks/results/proxies.json``.
 
-Measured on an idle 2-core CPU (2026-12-01), archs/s, one at a time (lax.map + switch):
-synflow 71.6 (compile 10 s; 16.3 one architecture per call), jacob_cov 0.57 (compile 27 s;
-0.40 per call), zen 1.46, naswot 0.49, snip 0.07, grad_norm 0.07. With ``--vmap`` (every op of
-every edge runs): jacob_cov 0.12, snip 0.05. Before the switch (a ``jnp.where`` chain, vmapped):
-synflow 2.7, jacob_cov 0.06. synflow beats the 20 archs/s target (forward-mode, no weight
-gradients); the others miss it. Why, measured: (1) XLA:CPU runs a convolution inside a nested
-computation (a switch branch, a loop body) far slower than at the top level: 3x3, 16 channels,
-64 x 32 x 32, weight gradient 57 ms at the top level against 1,165 ms inside a ``lax.switch``,
-input gradient 20 ms against 158 ms (with another job running; the forward pass is barely
-affected); (2) at batch 64 even
-a network compiled for one architecture alone (the extracted `Nb201Net`, no switch) computes
-jacob_cov at 1.7 archs/s and its forward pass at 4 archs/s on this CPU, so 20 archs/s at the
-reference batch is beyond these 2 cores whatever the selection; (3) snip and grad_norm need every
-convolution's weight gradient, the slowest case of (1).
+Measured on an idle 2-core CPU (2026-12-02; ``--proxies synflow jacob_cov snip grad_norm naswot
+zen --archs 100 --seconds 60``), archs/s one at a time (lax.map + switch) / one architecture per
+call: synflow 166 / 29.5 (PyTorch eager: 4), jacob_cov 3.29 / 1.71 (PyTorch: 1.8), snip 2.44 /
+1.40, grad_norm 2.53 / 1.32, naswot 2.37 / 1.59, zen 5.32 / 2.68. Dense f32 matmul here: 399
+GFLOP/s. synflow beats the 20 archs/s target (forward mode, batch 1); the others miss it because
+at their reference minibatch (64 images, 128 for naswot) 20 archs/s would need 281 GFLOP/s
+(jacob_cov, naswot, zen: 70 % of the matmul rate) or 421 GFLOP/s (snip, grad_norm: more than the
+matmul rate) of convolutions with 16 to 64 channels, which run at 8-19 % of it. What it took:
+(1) XLA:CPU runs a convolution's autodiff gradients inside a nested computation (a switch branch,
+a loop body) 5-10x slower than at the top level, so the gradient proxies run on
+`nasx.nn.cpu_conv.dense_conv`, whose gradients are ordinary forward convolutions (before: jacob_cov
+0.57, snip 0.07, grad_norm 0.07); (2) vmapping every chunk (``--vmap``: every op of every edge runs)
+is slower than one at a time (jacob_cov 0.12, snip 0.05 before (1)); a ``jnp.where`` chain instead
+of the switch gave synflow 2.7, jacob_cov 0.06.
 """
 
 from __future__ import annotations
@@ -63,6 +65,22 @@ from search_spaces.nb201_supernet import Nb201Supernet  # noqa: E402
 
 PYTORCH_EAGER = {"synflow": 4.0, "jacob_cov": 1.8}
 """archs/s of the reference PyTorch code, eager, on a 2-core machine (from the task brief)."""
+TARGET_ARCHS_PER_S = 20.0
+"""What nasx aims for on every proxy (the task brief)."""
+CONV_PASSES = {"synflow": 2, "jacob_cov": 2, "snip": 3, "grad_norm": 3, "naswot": 1, "zen": 2}
+"""Network passes per image, in forward-pass equivalents: forward (1), input gradient (+1), weight
+gradients (+1); synflow's forward-mode pass carries a tangent (2); zen runs two forwards."""
+
+
+def matmul_gflop_per_s(n: int = 2048, repeats: int = 5) -> float:
+    """This device's dense float32 matmul rate: the practical ceiling of any network on it."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(f(a))
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def _flops(compiled) -> float:
@@ -87,7 +105,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a[keep], b[keep]).correlation) if keep.sum() > 2 else float("nan")
 
 
-def measure(name: str, apply, params, encoded: np.ndarray, x, y, args, *, one_at_a_time: bool) -> dict:
+def measure(
+    name: str, apply, params, encoded: np.ndarray, macs: np.ndarray, x, y, args, *, one_at_a_time: bool
+) -> dict:
     """(a) and (b) for one proxy: compile seconds, archs/s, scores of the archs scored in (a)."""
     proxy, key = PROXIES[name], jax.random.key(args.seed)
     scores_fn = make_proxy(apply, proxy, one_at_a_time=one_at_a_time)
@@ -120,12 +140,15 @@ def measure(name: str, apply, params, encoded: np.ndarray, x, y, args, *, one_at
         for arch in encoded[:n_single]:
             jax.block_until_ready(single(params, jnp.asarray(arch), x, y, key))
         single_s = time.perf_counter() - start
+    gflop_per_arch = CONV_PASSES[name] * 2 * x.shape[0] * float(macs[: len(scores)].mean()) / 1e9
     return {
         "images": int(x.shape[0]),
         "compile_s": compile_s,
         "archs": len(scores),
         "archs_per_s": len(scores) / vmapped_s,
-        "gflop_per_arch": _flops(vmapped) / chunk / 1e9,
+        "gflop_per_arch": gflop_per_arch,
+        "gflop_per_s": gflop_per_arch * len(scores) / vmapped_s,
+        "xla_gflop_per_arch_every_branch": _flops(vmapped) / chunk / 1e9,
         "single_compile_s": single_compile_s,
         "single_archs": n_single,
         "single_archs_per_s": n_single / single_s if n_single else float("nan"),
@@ -159,6 +182,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
     encoded = np.stack([space.encode(a) for a in archs])
+    macs = np.array([space.costs(a).macs for a in archs], dtype=np.float64)
     data = load("digits", size=space.resolution, seed=args.seed)
     order = np.random.default_rng([args.seed, 1]).permutation(len(data.x_train))
     accuracy = {}
@@ -179,6 +203,7 @@ def main() -> None:
             plain if PROXIES[name].forward_mode else canonical,
             params,
             encoded,
+            macs,
             x,
             y,
             args,
@@ -189,23 +214,34 @@ def main() -> None:
         results[name] = r
 
     header = (
-        f"{'proxy':<10} {'imgs':>4} {'compile s':>9} {'archs/s':>8} {'GFLOP/arch':>10} "
+        f"{'proxy':<10} {'imgs':>4} {'compile s':>9} {'archs/s':>8} {'GFLOP/arch':>10} {'GFLOP/s':>7} "
         f"{'1-arch compile s':>16} {'1-arch archs/s':>14} {'PyTorch':>7} {'n':>4} {'rho test':>8} {'rho valid':>9}"
     )
     print(header)
     for name, r in results.items():
         torch = "" if r["pytorch_eager_archs_per_s"] is None else f"{r['pytorch_eager_archs_per_s']:.1f}"
         print(
-            f"{name:<10} {r['images']:>4} {r['compile_s']:>9.0f} {r['archs_per_s']:>8.2f} {r['gflop_per_arch']:>10.1f} "
+            f"{name:<10} {r['images']:>4} {r['compile_s']:>9.0f} {r['archs_per_s']:>8.2f} {r['gflop_per_arch']:>10.2f} {r['gflop_per_s']:>7.0f} "
             f"{r['single_compile_s']:>16.0f} {r['single_archs_per_s']:>14.2f} {torch:>7} {r['archs']:>4} "
             f"{r.get('spearman_cifar10_test_acc', float('nan')):>8.3f} "
             f"{r.get('spearman_bw_cifar10valid_test_acc', float('nan')):>9.3f}"
         )
+    peak = matmul_gflop_per_s()
+    print(
+        f"GFLOP/arch: passes (CONV_PASSES) x 2 x images x mean MACs of the scored cells (nasx.costs); dense f32 "
+        f"matmul here: {peak:.0f} GFLOP/s"
+    )
+    for name, r in results.items():
+        if r["archs_per_s"] < TARGET_ARCHS_PER_S:
+            need = TARGET_ARCHS_PER_S * r["gflop_per_arch"]
+            print(
+                f"{name} at {TARGET_ARCHS_PER_S:.0f} archs/s would need {need:.0f} GFLOP/s "
+                f"({need / peak:.0%} of the dense matmul rate; it runs at {r['gflop_per_s'] / peak:.0%})"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    args.out.write_text(
-        json.dumps({"results": results, "args": meta, "backend": jax.default_backend()}, indent=2)
-    )
+    out = {"results": results, "args": meta, "backend": jax.default_backend(), "matmul_gflop_per_s": peak}
+    args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -87,12 +87,10 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
         if todo:
             evaluator = build_evaluator(",".join(names), space, args)
             by_cell = dict(zip(cells, archs, strict=True))
+            if len(todo) < len(cells) and not args.json:
+                err.print(f"{len(cells) - len(todo):,} cells' scores resumed from {store.path}")
             with Progress(console=err, disable=args.json) as bar:
-                task = bar.add_task(
-                    f"scoring {len(todo):,} cells ({', '.join(names)}), "
-                    f"{len(cells) - len(todo):,} resumed from {store.path}",
-                    total=len(todo),
-                )
+                task = bar.add_task(f"scoring {len(todo):,} cells", total=len(todo))
                 for start in range(0, len(todo), args.batch_size):
                     part = todo[start : start + args.batch_size]
                     rows = evaluator.evaluate([by_cell[c] for c in part])

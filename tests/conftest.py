@@ -43,13 +43,24 @@ TINY_TRAIN = [
     "--image-size",
     "8",
 ]
-TINY_TRAIN += ["--steps", "4", "--batch-size", "16", "--archs-per-step", "2", "--checkpoint-every", "2"]
+TINY_TRAIN += [
+    "--steps",
+    "200",
+    "--batch-size",
+    "32",
+    "--archs-per-step",
+    "3",
+    "--checkpoint-every",
+    "100",
+    "--devices",
+    "1",
+]
 
 
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory) -> tuple[Path, dict]:
-    """A mobilenet supernet trained 4 steps by `nasx train-supernet` (its folder, its --json summary),
-    shared by the CLI and export tests: building and compiling it takes a minute or two."""
+    """A mobilenet supernet trained 200 steps on 8-px digits by `nasx train-supernet` (its folder,
+    its --json summary), shared by the training, CLI and export tests: a minute or two."""
     import contextlib
     import io
     import json

@@ -43,21 +43,19 @@ def digits() -> Dataset:
     return load("digits", size=8, seed=0)
 
 
-@pytest.fixture(scope="module")
-def trained(digits: Dataset):
-    supernet = MobileNetSupernet(SPACE, rngs=nnx.Rngs(0))
-    config = TrainConfig(steps=200, batch_size=32, archs_per_step=3, learning_rate=0.1, seed=0)
-    result = train(supernet, digits, config)
-    return supernet, result
+def test_largest_and_smallest_subnets_learn_digits(tiny_supernet: tuple[Path, dict]) -> None:
+    """The session's supernet (200 steps of `nasx train-supernet`, tests/conftest.py), its
+    checkpoint loaded back and its extreme subnets re-calibrated and scored on held-out digits."""
+    from nasx.cli_search import load_supernet
 
-
-def test_largest_and_smallest_subnets_learn_digits(trained, digits: Dataset) -> None:
-    supernet, result = trained
+    network, supernet, params, _, data = load_supernet(str(tiny_supernet[0]))
+    assert network == SPACE and data.x_test.shape[1:3] == (8, 8)
     _, _, apply = functional(supernet)
     largest, smallest = extreme(SPACE, "largest"), extreme(SPACE, "smallest")
-    acc = accuracy(apply, result.params, SPACE, [largest, smallest], digits)
+    acc = accuracy(apply, params, SPACE, [largest, smallest], data)
     assert acc[0] >= 0.90, f"largest subnet: {acc[0]:.1%} held-out accuracy"
     assert acc[1] >= 0.80, f"smallest subnet: {acc[1]:.1%} held-out accuracy"
+    assert tiny_supernet[1]["test_accuracy"] == pytest.approx({"largest": acc[0], "smallest": acc[1]})
 
 
 def _tiny_config(**changes) -> TrainConfig:

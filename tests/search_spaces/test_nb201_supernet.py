@@ -98,15 +98,18 @@ def test_proxies_one_arch_at_a_time_equal_the_vmapped_scores(rig: _Rig) -> None:
     and the switch selects: the same scores. naswot finds each edge's ReLU outside the switch."""
     from nasx.proxies import PROXIES, make_proxy
 
-    archs = jnp.stack([rig.encode(a) for a in _archs()[:3]])
-    args = (rig.params, archs, rig.x, jnp.zeros(4, jnp.int32), jax.random.key(0))
+    space = nb201.space("imagenet16-120")  # float, as proxies run (nasx.cli_search._proxy_network)
+    _, params, apply = functional(Nb201Supernet(space, rngs=nnx.Rngs(0)))
+    rng = np.random.default_rng(3)
+    archs = jnp.stack([jnp.asarray(space.encode(space.sample(rng))) for _ in range(3)])
+    args = (params, archs, rig.x, jnp.zeros(4, jnp.int32), jax.random.key(0))
     assert Nb201Supernet.switches_ops
     quick = {"xla_backend_optimization_level": 0}
     mapped = {
-        name: make_proxy(rig.apply, PROXIES[name], one_at_a_time=True, compiler_options=quick)(*args)
+        name: make_proxy(apply, PROXIES[name], one_at_a_time=True, compiler_options=quick)(*args)
         for name in ("synflow", "naswot")
     }
     for name, scores in mapped.items():
         assert np.all(np.isfinite(scores)) and len(set(np.asarray(scores).tolist())) == 3, name
-    vmapped = make_proxy(rig.apply, PROXIES["synflow"], compiler_options=quick)(*args)
+    vmapped = make_proxy(apply, PROXIES["synflow"], compiler_options=quick)(*args)
     np.testing.assert_allclose(mapped["synflow"], vmapped, rtol=1e-4)
