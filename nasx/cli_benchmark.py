@@ -50,10 +50,11 @@ def _queries(text: str) -> tuple[int, ...]:
 
 def _proxy_setting(name: str, args: argparse.Namespace) -> dict:
     """What a proxy's score of a cell depends on besides the cell (`ProxyScoreLog`)."""
+    from nasx import __version__
     from nasx.proxies import PROXIES as FUNCTIONS
 
     images = args.proxy_batch or (FUNCTIONS[name].batch_size if name in FUNCTIONS else None)
-    return {"data": args.data, "images": images, "seed": args.seed}
+    return {"data": args.data, "images": images, "seed": args.seed, "nasx": __version__}
 
 
 def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
@@ -83,18 +84,21 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
         cells = [search_spaces.nb201.to_string(a) for a in archs]
         scores = bench.cost_scores(space, archs)
         store = bench.ProxyScoreLog(out / "proxy_scores.jsonl", {n: _proxy_setting(n, args) for n in names})
-        todo = [c for c in cells if any(store.missing([c], n) for n in names)]
+        pending = [n for n in names if store.missing(cells, n)]  # only these are computed
+        todo = [c for c in cells if any(store.missing([c], n) for n in pending)]
         if todo:
-            evaluator = build_evaluator(",".join(names), space, args)
+            evaluator = build_evaluator(",".join(pending), space, args)
             by_cell = dict(zip(cells, archs, strict=True))
-            if len(todo) < len(cells) and not args.json:
-                err.print(f"{len(cells) - len(todo):,} cells' scores resumed from {store.path}")
+            if len(todo) < len(cells) or len(pending) < len(names):
+                err.print(
+                    f"resuming from {store.path}: {len(todo):,} cells to score with {', '.join(pending)}"
+                )
             with Progress(console=err, disable=args.json) as bar:
                 task = bar.add_task(f"scoring {len(todo):,} cells", total=len(todo))
                 for start in range(0, len(todo), args.batch_size):
                     part = todo[start : start + args.batch_size]
                     rows = evaluator.evaluate([by_cell[c] for c in part])
-                    store.add(part, [{n: row[n] for n in names} for row in rows])
+                    store.add(part, [{n: row[n] for n in pending} for row in rows])
                     bar.update(task, completed=start + len(part))
         for name in names:
             scores[name] = store.get(cells, name)
@@ -141,7 +145,7 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
         t = Table(
             title=f"NB201 {args.dataset}: proxy rank correlation with {table.test_column} "
             f"over {report['proxies']['n']:,} cells (seed {args.seed})",
-            caption="params, macs: nasx analytic costs (baselines); failed = NaN/inf scores, ranked lowest; "
+            caption="params, macs: nasx analytic costs (baselines); failed = NaN/±inf scores (NaN and -inf rank lowest); "
             "published: CIFAR-10 Spearman in the zero-cost-proxy literature",
         )
         for col in ("proxy", "Spearman ρ", "Kendall τ-b", "failed", "published ρ"):

@@ -73,8 +73,10 @@ __all__ = [
 ProxyFn = Callable[[Apply, nnx.State, jax.Array, jax.Array, jax.Array | None, jax.Array], jax.Array]
 """``proxy(apply, params, arch, x, y, key) -> score`` of one encoded architecture."""
 
-SYNFLOW_LOG_INPUT = -60.0
-"""log of synflow's input value: see `synflow`."""
+SYNFLOW_LOG_INPUT = -80.0
+"""log of synflow's input value: see `synflow`. float32's smallest normal is e^-87.3; at e^-80 every
+NB201 cell scores exactly as at e^-60, and the largest (all 3x3 convolutions, log R = 154, past
+float32's e^88 + 60) stays finite."""
 
 
 class ProxyTraceError(NasxError, ValueError):
@@ -125,7 +127,7 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     the input: the reference computes in float64 (R reaches e^115 in NASLib's NB201 scores, and
     float32 ends at e^88), whereas here the input is ``exp(SYNFLOW_LOG_INPUT)`` and the log is
     added back. Exact for networks positively homogeneous in their input (ReLU, pooling, linear:
-    NB201, NASNet, ResNet); R up to about e^145. Returns ``-inf`` when R = 0 (no path from input
+    NB201, NASNet, ResNet); R up to about e^165 (beyond it, ``+inf``). Returns ``-inf`` when R = 0 (no path from input
     to output).
 
     A network with a layer that defines only its reverse mode (a `jax.custom_vjp`, found in the

@@ -198,6 +198,8 @@ def test_benchmark_nb201_proxy_scores_are_kept_and_resumed(
     assert code == 0 and json.loads(out)["proxies"]["n"] == 5
     resumed = scores(tmp_path / "a")
     assert len(resumed) == 5 and resumed[:3] == before
+    assert run(capsys, *args, "-n", "5", "--out", str(tmp_path / "a"))[0] == 0  # all kept: none scored
+    assert scores(tmp_path / "a") == resumed
     # the same scores as a run that scores the 5 cells in one call
     assert run(capsys, *args, "-n", "5", "--batch-size", "5", "--out", str(tmp_path / "b"))[0] == 0
     fresh = {r["cell"]: r["score"] for r in scores(tmp_path / "b")}
