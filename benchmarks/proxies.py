@@ -32,7 +32,9 @@ call: synflow 166 / 29.5 (PyTorch eager: 4), jacob_cov 3.29 / 1.71 (PyTorch: 1.8
 GFLOP/s. synflow beats the 20 archs/s target (forward mode, batch 1); the others miss it because
 at their reference minibatch (64 images, 128 for naswot) 20 archs/s would need 281 GFLOP/s
 (jacob_cov, naswot, zen: 70 % of the matmul rate) or 421 GFLOP/s (snip, grad_norm: more than the
-matmul rate) of convolutions with 16 to 64 channels, which run at 8-19 % of it. What it took:
+matmul rate) of convolutions with 16 to 64 channels, which run at 8-19 % of it; one 3x3
+16-channel convolution at 32 px alone, forward + input gradient, runs at 123 GFLOP/s (another run:
+matmul 329 GFLOP/s), so jacob_cov at 20 archs/s would need 2.3x that lone convolution's rate. What it took:
 (1) XLA:CPU runs a convolution's autodiff gradients inside a nested computation (a switch branch,
 a loop body) 5-10x slower than at the top level, so the gradient proxies run on
 `nasx.nn.cpu_conv.dense_conv`, whose gradients are ordinary forward convolutions (before: jacob_cov
@@ -70,6 +72,23 @@ TARGET_ARCHS_PER_S = 20.0
 CONV_PASSES = {"synflow": 2, "jacob_cov": 2, "snip": 3, "grad_norm": 3, "naswot": 1, "zen": 2}
 """Network passes per image, in forward-pass equivalents: forward (1), input gradient (+1), weight
 gradients (+1); synflow's forward-mode pass carries a tangent (2); zen runs two forwards."""
+
+
+def conv_gflop_per_s(images: int = 64, repeats: int = 20) -> float:
+    """NB201's commonest convolution alone at the top level (3x3, 16 channels, 32 px), forward
+    plus input gradient (jacob_cov's work per convolution): the best case of any NB201 network."""
+    x, w = jnp.ones((images, 32, 32, 16)), jnp.full((3, 3, 16, 16), 0.01)
+
+    def loss(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(y * y)
+
+    grad = jax.jit(jax.grad(loss))
+    jax.block_until_ready(grad(x, w))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(grad(x, w))
+    return 2 * 2 * images * 32 * 32 * 16 * 16 * 9 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def matmul_gflop_per_s(n: int = 2048, repeats: int = 5) -> float:
@@ -226,21 +245,29 @@ def main() -> None:
             f"{r.get('spearman_cifar10_test_acc', float('nan')):>8.3f} "
             f"{r.get('spearman_bw_cifar10valid_test_acc', float('nan')):>9.3f}"
         )
-    peak = matmul_gflop_per_s()
+    peak, conv = matmul_gflop_per_s(), conv_gflop_per_s()
     print(
-        f"GFLOP/arch: passes (CONV_PASSES) x 2 x images x mean MACs of the scored cells (nasx.costs); dense f32 "
-        f"matmul here: {peak:.0f} GFLOP/s"
+        "GFLOP/arch: passes (CONV_PASSES) x 2 x images x mean MACs of the scored cells (nasx.costs). Here: "
+        f"dense f32 matmul {peak:.0f} GFLOP/s; one 3x3 16-channel convolution at 32 px, forward + input "
+        f"gradient, alone at the top level: {conv:.0f} GFLOP/s"
     )
     for name, r in results.items():
         if r["archs_per_s"] < TARGET_ARCHS_PER_S:
             need = TARGET_ARCHS_PER_S * r["gflop_per_arch"]
             print(
                 f"{name} at {TARGET_ARCHS_PER_S:.0f} archs/s would need {need:.0f} GFLOP/s "
-                f"({need / peak:.0%} of the dense matmul rate; it runs at {r['gflop_per_s'] / peak:.0%})"
+                f"({need / peak:.0%} of the matmul rate, {need / conv:.1f}x the lone convolution's; "
+                f"it runs at {r['gflop_per_s']:.0f})"
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    out = {"results": results, "args": meta, "backend": jax.default_backend(), "matmul_gflop_per_s": peak}
+    out = {
+        "results": results,
+        "args": meta,
+        "backend": jax.default_backend(),
+        "matmul_gflop_per_s": peak,
+        "conv_gflop_per_s": conv,
+    }
     args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 
