@@ -23,6 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 NB201_DIR = Path(os.environ.get("NASX_NB201", REPO.parent / "shared" / "data" / "nb201"))
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``nasx ARGV`` in this process: (exit status, stdout, stderr); argparse's exits included."""
+    from nasx.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # usage errors found by argparse itself
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def nb201_csv() -> Path:
     """The third-party NB201 table (never copied into the repo); tests using it skip without it."""

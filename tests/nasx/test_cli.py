@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from nasx.budget import parse_budget
-from nasx.cli import main
 from search_spaces import PRESETS, SPACES
 from tests.conftest import TINY_TRAIN
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli as run
 
 
 def test_spaces_lists_every_family(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,11 +116,7 @@ def test_sample_within_budget(capsys: pytest.CaptureFixture[str], space: str) ->
 def test_bad_input_is_one_line_and_status_2(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    try:
-        code = main(argv)
-    except SystemExit as e:  # usage errors found by argparse itself
-        code = e.code
-    out, err = capsys.readouterr()
+    code, out, err = run(capsys, *argv)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("nasx: error: ")

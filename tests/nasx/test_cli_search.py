@@ -8,18 +8,9 @@ from pathlib import Path
 import pytest
 
 from nasx.budget import parse_budget
-from nasx.cli import main
 from nasx.runlog import read_runlog
 from search_spaces import SPACES
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli as run
 
 
 def test_search_resnet_with_deepmad_entropy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

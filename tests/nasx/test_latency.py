@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from nasx.budget import parse_budget, sample_admitted
-from nasx.cli import main
 from nasx.costs import Layer
 from nasx.errors import UnsupportedSpaceError
 from nasx.latency import (
@@ -32,6 +31,7 @@ from nasx.latency import (
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201
 from search_spaces.mobilenet import MobileNetSpace, Skeleton, Stage
+from tests.conftest import run_cli as run
 
 TINY = MobileNetSpace(
     Skeleton(
@@ -241,15 +241,6 @@ def imagenet_table(tmp_path_factory, device: str) -> Path:
     path = tmp_path_factory.mktemp("lut") / "mobilenet-224.json"
     synthetic_table(IMAGENET, 224, device=device, path=str(path)).save()
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cost_and_sample_with_a_latency_table(

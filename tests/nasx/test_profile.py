@@ -21,7 +21,8 @@ from nasx.supernet import build, count_params
 from search_spaces import mobilenet
 from search_spaces.mobilenet import MobileNetSpace, Skeleton, Stage
 from search_spaces.mobilenet_supernet import MobileNetSupernet
-from tests.nasx.test_latency import run, synthetic_table
+from tests.conftest import run_cli as run
+from tests.nasx.test_latency import synthetic_table
 
 # One stage, one kernel: 11 distinct blocks at 8 px, each compiled in a fraction of a second.
 TINY = MobileNetSpace(
