@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from nasx.errors import NasxError
 from nasx.space import Arch, SearchSpace
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "enumerate_archs",
     "cost_scores",
     "ProxyScoreLog",
+    "ScoreLogError",
 ]
 
 QUERIES = (50, 100, 200, 300)
@@ -391,12 +393,17 @@ def cost_scores(space: SearchSpace, archs: Sequence[Arch]) -> dict[str, np.ndarr
     }
 
 
+class ScoreLogError(NasxError, ValueError):
+    """A proxy score log holds a line, other than its last, that is not a score record."""
+
+
 class ProxyScoreLog:
     """Proxy scores of cells, appended and flushed as they are computed, so a killed run resumes.
 
     One JSON line per cell and proxy: ``{"cell": "|nor_conv_3x3~0|+...", "proxy": "snip",
     "score": 1.2, "setting": {...}}``. `setting` holds everything else the proxy's score depends on
-    (the images, how many, the seed of the weights); a line is reused only under the same setting.
+    (the images, how many, the seed of the weights, the nasx version); a line is reused only under
+    the same setting.
     NaN (a proxy that failed on a cell) is written as JSON's ``NaN``. A torn last line (a kill
     mid-write) is cut off on opening.
     """
@@ -411,21 +418,26 @@ class ProxyScoreLog:
 
     def _read(self) -> None:
         data = self.path.read_bytes()
+        lines = data.splitlines(keepends=True)
         good = 0
-        for line in data.splitlines(keepends=True):
+        for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
                 cell, proxy, score = record["cell"], record["proxy"], float(record["score"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                break
-            if not line.endswith(b"\n"):
-                break
+                if not line.endswith(b"\n"):
+                    raise ValueError("no newline")
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                if number < len(lines):  # not a kill mid-write: never cut off what follows
+                    raise ScoreLogError(
+                        f"proxy score log {self.path}, line {number}, is not a score record ({e}); "
+                        "repair or delete the file (nothing was changed)"
+                    ) from None
+                with self.path.open("r+b") as f:  # a torn last line
+                    f.truncate(good)
+                return
             good += len(line)
             if proxy in self.settings and record.get("setting") == self.settings[proxy]:
                 self.scores[(cell, proxy)] = score
-        if good < len(data):
-            with self.path.open("r+b") as f:
-                f.truncate(good)
 
     def missing(self, cells: Sequence[str], proxy: str) -> list[str]:
         """The cells (of `cells`, in order) with no stored score for `proxy` under its setting."""

@@ -17,6 +17,8 @@ from nasx.nb201_benchmark import (
     QUERIES,
     REA_POPULATION_SIZE,
     REA_SAMPLE_SIZE,
+    ProxyScoreLog,
+    ScoreLogError,
     correlations,
     cost_scores,
     enumerate_archs,
@@ -272,3 +274,17 @@ def test_aging_evolution_beats_random_search_on_nb201(cifar10):
     }
     assert curves["rea"].mean[-1] > curves["random"].mean[-1]
     assert np.all(curves["rea"].best_test <= 94.3734)  # nothing beats the benchmark's optimum
+
+
+def test_score_log_keeps_scores_per_setting_and_never_cuts_off_good_lines(tmp_path) -> None:
+    path = tmp_path / "proxy_scores.jsonl"
+    log = ProxyScoreLog(path, {"snip": {"images": 64}, "zen": {"images": 64}})
+    log.add(["a", "b"], [{"snip": 1.5, "zen": 2.0}, {"snip": float("nan"), "zen": 3.0}])
+    again = ProxyScoreLog(path, {"snip": {"images": 64}, "zen": {"images": 32}})  # zen's setting differs
+    np.testing.assert_array_equal(again.get(["a", "b"], "snip"), [1.5, np.nan])
+    assert again.missing(["a", "b"], "zen") == ["a", "b"] and again.missing(["a", "b"], "snip") == []
+    text = path.read_text()
+    path.write_text("not json\n" + text)  # damage before the end is not a kill mid-write: refused
+    with pytest.raises(ScoreLogError, match="line 1"):
+        ProxyScoreLog(path, {"snip": {"images": 64}})
+    assert path.read_text() == "not json\n" + text
