@@ -201,7 +201,12 @@ def add_parsers(sub) -> None:
     q.add_argument(
         "--proxy-batch", type=int, help="images per proxy evaluation (default: each proxy's reference batch)"
     )
-    q.add_argument("--batch-size", type=int, default=32, help="cells per vmapped proxy call (default 32)")
+    q.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="cells per compiled proxy call, and per write to the score log (default 32)",
+    )
     q.add_argument("--queries", type=_queries, default=(50, 100, 200, 300), help="default 50,100,200,300")
     q.add_argument(
         "--seeds", type=int, default=20, help="search runs per strategy, seeds 0..N-1 (default 20)"
