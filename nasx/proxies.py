@@ -127,8 +127,8 @@ def synflow(apply: Apply, params: nnx.State, arch: jax.Array, x: jax.Array, y=No
     the input: the reference computes in float64 (R reaches e^115 in NASLib's NB201 scores, and
     float32 ends at e^88), whereas here the input is ``exp(SYNFLOW_LOG_INPUT)`` and the log is
     added back. Exact for networks positively homogeneous in their input (ReLU, pooling, linear:
-    NB201, NASNet, ResNet); R up to about e^165 (beyond it, ``+inf``). Returns ``-inf`` when R = 0 (no path from input
-    to output).
+    NB201, NASNet, ResNet); R up to about e^165 (beyond it, ``+inf``). Returns ``-inf`` when R = 0
+    (no path from input to output).
 
     A network with a layer that defines only its reverse mode (a `jax.custom_vjp`, found in the
     jaxpr: `nasx.nn.cpu_conv`'s XLA:CPU convolutions) is differentiated in reverse mode instead,
