@@ -74,6 +74,15 @@ CONV_PASSES = {"synflow": 2, "jacob_cov": 2, "snip": 3, "grad_norm": 3, "naswot"
 gradients (+1); synflow's forward-mode pass carries a tangent (2); zen runs two forwards."""
 
 
+def _gflop_per_s(fn, args: tuple, flops: float, repeats: int) -> float:
+    """GFLOP/s of a jitted `fn` doing `flops` per call, after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        jax.block_until_ready(fn(*args))
+    return flops * repeats / (time.perf_counter() - start) / 1e9
+
+
 def conv_gflop_per_s(images: int = 64, repeats: int = 20) -> float:
     """NB201's commonest convolution alone at the top level (3x3, 16 channels, 32 px), forward
     plus input gradient (jacob_cov's work per convolution): the best case of any NB201 network."""
@@ -83,23 +92,12 @@ def conv_gflop_per_s(images: int = 64, repeats: int = 20) -> float:
         y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jnp.sum(y * y)
 
-    grad = jax.jit(jax.grad(loss))
-    jax.block_until_ready(grad(x, w))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(grad(x, w))
-    return 2 * 2 * images * 32 * 32 * 16 * 16 * 9 * repeats / (time.perf_counter() - start) / 1e9
+    return _gflop_per_s(jax.jit(jax.grad(loss)), (x, w), 2 * 2 * images * 32 * 32 * 16 * 16 * 9, repeats)
 
 
 def matmul_gflop_per_s(n: int = 2048, repeats: int = 5) -> float:
     """This device's dense float32 matmul rate: the practical ceiling of any network on it."""
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(f(a))
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+    return _gflop_per_s(jax.jit(lambda a: a @ a), (jnp.ones((n, n), jnp.float32),), 2 * n**3, repeats)
 
 
 def _flops(compiled) -> float:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nasx.errors import NasxError
+from nasx.runlog import cut_torn_tail
 from nasx.space import Arch, SearchSpace
 
 __all__ = [
@@ -417,25 +418,16 @@ class ProxyScoreLog:
             self._read()
 
     def _read(self) -> None:
-        data = self.path.read_bytes()
-        lines = data.splitlines(keepends=True)
-        good = 0
-        for number, line in enumerate(lines, 1):
+        cut_torn_tail(self.path)
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
             try:
                 record = json.loads(line)
                 cell, proxy, score = record["cell"], record["proxy"], float(record["score"])
-                if not line.endswith(b"\n"):
-                    raise ValueError("no newline")
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                if number < len(lines):  # not a kill mid-write: never cut off what follows
-                    raise ScoreLogError(
-                        f"proxy score log {self.path}, line {number}, is not a score record ({e}); "
-                        "repair or delete the file (nothing was changed)"
-                    ) from None
-                with self.path.open("r+b") as f:  # a torn last line
-                    f.truncate(good)
-                return
-            good += len(line)
+                raise ScoreLogError(  # not a kill mid-write: never cut off what follows
+                    f"proxy score log {self.path}, line {number}, is not a score record ({e}); "
+                    "repair or delete the file (nothing was changed)"
+                ) from None
             if proxy in self.settings and record.get("setting") == self.settings[proxy]:
                 self.scores[(cell, proxy)] = score
 

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from nasx.space import Arch
 
-__all__ = ["Evaluation", "RunLog", "read_runlog", "recover_runlog", "RUNLOG_NAME"]
+__all__ = ["Evaluation", "RunLog", "read_runlog", "recover_runlog", "cut_torn_tail", "RUNLOG_NAME"]
 
 RUNLOG_NAME = "runlog.jsonl"
 log = logging.getLogger(__name__)
@@ -143,14 +143,20 @@ def _records(path: Path) -> Iterator[Evaluation]:
             raise
 
 
-def recover_runlog(path: str | Path) -> list[Evaluation]:
-    """The complete records of a run log, after cutting off a torn last line so appends stay valid."""
+def cut_torn_tail(path: str | Path) -> None:
+    """Cut off what follows the last newline of a JSON-lines file: a record killed mid-write (every
+    record is written with its newline), so appends stay valid. Nothing else is touched."""
     path = Path(path)
     if path.exists():
         data = path.read_bytes()
-        end = data.rfind(b"\n") + 1  # a record is complete only with its newline
+        end = data.rfind(b"\n") + 1
         if end < len(data):
             log.warning("%s: dropping a torn last line (the run was killed mid-write)", path)
             with path.open("r+b") as f:
                 f.truncate(end)
+
+
+def recover_runlog(path: str | Path) -> list[Evaluation]:
+    """The complete records of a run log, after cutting off a torn last line so appends stay valid."""
+    cut_torn_tail(path)
     return read_runlog(path)
