@@ -43,12 +43,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nasx.latency import ProfileSettings  # noqa: E402
-from nasx.profile import profile_blocks  # noqa: E402
-from nasx.profile_subnets import fit_overhead, mape_percent, measure_programs, spearman, subnet_program  # noqa: E402
+from nasx.hardware.latency import ProfileSettings  # noqa: E402
+from nasx.hardware.profile import profile_blocks  # noqa: E402
+from nasx.hardware.subnets import fit_overhead, mape_percent, measure_programs, spearman, subnet_program  # noqa: E402
 from nasx.supernet import build  # noqa: E402
 from search_spaces import mobilenet  # noqa: E402
-from search_spaces.mobilenet_supernet import MobileNetSupernet  # noqa: E402
+from search_spaces.mobilenet.supernet import MobileNetSupernet  # noqa: E402
 
 CLOCKS = ("cpu", "wall")
 
@@ -68,7 +68,7 @@ def search_check(args: argparse.Namespace) -> None:
     import tempfile
 
     from nasx.cli import main as nasx
-    from nasx.latency import load_table
+    from nasx.hardware.latency import load_table
     from nasx.space import Arch
 
     table_path = args.tables / f"mobilenet-{args.resolution}px-b{args.batch}-cpu-blocks.json"

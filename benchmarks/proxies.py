@@ -63,7 +63,7 @@ from nasx.data import load  # noqa: E402
 from nasx.proxies import PROXIES, make_proxy  # noqa: E402
 from nasx.supernet import build, functional  # noqa: E402
 from search_spaces import nb201  # noqa: E402
-from search_spaces.nb201_supernet import Nb201Supernet  # noqa: E402
+from search_spaces.nb201.supernet import Nb201Supernet  # noqa: E402
 
 PYTORCH_EAGER = {"synflow": 4.0, "jacob_cov": 1.8}
 """archs/s of the reference PyTorch code, eager, on a 2-core machine (from the task brief)."""

@@ -44,7 +44,7 @@ from nasx.proxies import PROXIES, make_proxy  # noqa: E402
 from nasx.search import SearchRun, search  # noqa: E402
 from nasx.supernet import build, functional  # noqa: E402
 from search_spaces import mobilenet  # noqa: E402
-from search_spaces.mobilenet_supernet import MobileNetSupernet  # noqa: E402
+from search_spaces.mobilenet.supernet import MobileNetSupernet  # noqa: E402
 from solvers.evolution import AgingEvolution  # noqa: E402
 
 
@@ -88,8 +88,8 @@ def ray_overhead(evaluations: int, chunk: int) -> dict:
     import ray
 
     from nasx import ray_tune
-    from nasx.cli_ray import _worker_evaluator
-    from nasx.cli_search import DEFAULT_RHO
+    from nasx.cli.search import DEFAULT_RHO
+    from nasx.cli.sweep import _worker_evaluator
 
     space = mobilenet.space("cifar", bits=(32,))
     budget = parse_budget("300M-flops")

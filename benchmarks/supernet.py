@@ -42,7 +42,7 @@ from nasx.nn.layers import BatchNormContext  # noqa: E402
 from nasx.sampling import extreme  # noqa: E402
 from nasx.supernet import functional  # noqa: E402
 from search_spaces import mobilenet  # noqa: E402
-from search_spaces.mobilenet_supernet import MobileNetSupernet  # noqa: E402
+from search_spaces.mobilenet.supernet import MobileNetSupernet  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -49,7 +49,7 @@ __all__ = [
 def __getattr__(name: str):
     """`load_family` on first use: it imports JAX, which the data layer above must not."""
     if name == "load_family":
-        from nasx.family import load_family
+        from nasx.export.load import load_family
 
         return load_family
     raise AttributeError(f"module 'nasx' has no attribute {name!r}")

@@ -23,7 +23,7 @@ Composition: ``a + b`` is "a then b" (counts add, peak memory is the larger peak
 A `Layer` describes one layer as plain data (op, channels, kernel, stride, input side, groups,
 bits, activation, ...) and a `Block` is a sequence of them run as one unit (an MBConv block). A
 space that lists its blocks per architecture (``space.blocks(arch)``) gets their analytic costs
-from `Layer.costs` and their measured latency from a latency table (`nasx.latency`), both keyed
+from `Layer.costs` and their measured latency from a latency table (`nasx.hardware.latency`), both keyed
 by the same descriptors.
 """
 

@@ -20,7 +20,7 @@ Limits: MBConv programs and small ResNet grids are solved to proven optimality (
 them against brute force); on large grids the result is a local optimum (`coarse_to_fine`). Costs
 in the program are the spaces' own analytic costs, and `solve` checks the returned architecture
 against ``space.costs`` and the rho bound. A budget on latency is modelled for MBConv spaces with
-a latency table (per-option block latencies add up, `nasx.latency`), not otherwise. On a
+a latency table (per-option block latencies add up, `nasx.hardware.latency`), not otherwise. On a
 coarse-to-fine solve, an infeasible budget is diagnosed on the coarse grid (`diagnose`).
 
 References:

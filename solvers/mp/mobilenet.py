@@ -3,7 +3,7 @@
 MBConv spaces have fixed widths, so their program is linear without products: per stage a one-hot
 depth and SE flag, per block position a one-hot (kernel, expansion, SE) option active when the
 depth reaches it, priced by the space's `block_costs` (with a latency table, latency too: a block's
-predicted latency is a constant per option, `nasx.latency`).
+predicted latency is a constant per option, `nasx.hardware.latency`).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def _limits(budget: Budget, space: SearchSpace, family: str) -> dict[str, float]
 
 def _latency(space: SearchSpace, family: str) -> tuple[str, ...]:
     """``("latency_ms",)`` for an MBConv space with a latency table: latency is then a sum of
-    per-option block latencies plus the fixed parts', a linear constraint (`nasx.latency`)."""
+    per-option block latencies plus the fixed parts', a linear constraint (`nasx.hardware.latency`)."""
     return ("latency_ms",) if family == "mobilenet" and getattr(space, "latency", None) else ()
 
 
@@ -84,7 +84,7 @@ def solve(
     Args:
       space: a `resnet` space (any skeleton) or a `mobilenet` space.
       budget: limits on MACs (flops), params, weight bytes (size), layers and, for a mobilenet
-        space with a latency table (`nasx.latency.attach`), latency.
+        space with a latency table (`nasx.hardware.latency.attach`), latency.
       rho_max: effectiveness bound rho0 (0.3 for DeepMAD-R18/34/50, 0.5 for the MBConv models);
         None drops it.
       resolution: input side in px at which costs and score are taken (default: the space's).

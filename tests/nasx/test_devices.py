@@ -17,7 +17,7 @@ from nasx.evaluate import make_evaluator
 from nasx.proxies import PROXIES, make_proxy
 from nasx.supernet import functional
 from nasx.train import TrainConfig, train
-from search_spaces.mobilenet_supernet import MobileNetSupernet
+from search_spaces.mobilenet.supernet import MobileNetSupernet
 from tests.nasx.test_train import TOY
 
 QUICK = {"xla_backend_optimization_level": 0}

@@ -9,7 +9,7 @@ from flax import nnx
 from nasx.data import load
 from nasx.evaluators import TrainingEvaluator
 from nasx.supernet import functional
-from search_spaces.mobilenet_supernet import MobileNetSupernet
+from search_spaces.mobilenet.supernet import MobileNetSupernet
 from tests.nasx.test_train import TOY
 
 

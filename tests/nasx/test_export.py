@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasx.cli import main, make_space
+from nasx.cli import main
+from search_spaces import make_space
 from nasx.data import load
 from nasx.runlog import read_runlog
 from nasx.space import Arch

@@ -21,16 +21,16 @@ from flax import nnx
 import nasx
 from nasx.cli import main
 from nasx.data import load
-from nasx.family import FamilyFolderError
-from nasx.family_slices import MemberSliceError, cuts, member_forward, slice_boxes
-from nasx.family_sorted import SortedFamilyError, best_chain, nesting_matrix, nests, reference_point
+from nasx.export.load import FamilyFolderError
+from nasx.export.slices import MemberSliceError, cuts, member_forward, slice_boxes
+from nasx.export.sorted import SortedFamilyError, best_chain, nesting_matrix, nests, reference_point
 from nasx.nn.layers import BatchNorm
 from nasx.pareto import hypervolume
 from nasx.runlog import Evaluation
 from nasx.sampling import nested_chain
 from nasx.supernet import build, functional
 from search_spaces import mobilenet, nb201, resnet
-from search_spaces.mobilenet_supernet import MobileNetSupernet
+from search_spaces.mobilenet.supernet import MobileNetSupernet
 
 
 # --- nesting ----------------------------------------------------------------------------------

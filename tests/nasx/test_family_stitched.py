@@ -16,12 +16,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+import search_spaces
 
 from nasx.cli import main
-from nasx.cli_search import load_supernet
+from nasx.cli.search import load_supernet
 from nasx.evaluate import calibration_images
-from nasx.family import load_family
-from nasx.family_stitched import (
+from nasx.export.load import load_family
+from nasx.export.stitch_layers import (
+    Boundary,
+    Configuration,
+    Stitch,
+    StitchedNetworks,
+    StitchPointError,
+    boundaries,
+    stitch_points,
+    used_modules,
+)
+from nasx.export.stitch_training import SegmentRunner, padded
+from nasx.export.stitched import (
     StitchAnchorsError,
     build_stitched,
     export_stitched,
@@ -32,21 +44,9 @@ from nasx.nn.layers import BatchNorm, Conv, Dense
 from nasx.pareto import pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, RunLog
 from nasx.space import Arch, SearchSpace
-from nasx.stitch_training import SegmentRunner, padded
-from nasx.stitching import (
-    Boundary,
-    Configuration,
-    Stitch,
-    StitchedNetworks,
-    StitchPointError,
-    boundaries,
-    stitch_points,
-    used_modules,
-)
 from nasx.supernet import count_params
-from search_spaces.resnet import ResNetSpace, Skeleton
-from search_spaces.resnet_supernet import ResNetSupernet
-from search_spaces.stages import STAGED
+from search_spaces.resnet.spec import ResNetSpace, Skeleton
+from search_spaces.resnet.supernet import ResNetSupernet
 
 PLAIN_JAX = """
 import sys
@@ -86,7 +86,7 @@ def _arch(space: SearchSpace, depth: int, expand: int) -> Arch:
 @pytest.fixture(scope="module")
 def stitched(tiny_supernet: tuple[Path, dict]) -> SimpleNamespace:
     network, supernet, params, _, data = load_supernet(str(tiny_supernet[0]))
-    staged = STAGED[network.name](network)
+    staged = search_spaces.family(network.name).stages()(network)
     anchors = [_arch(network, 3, 6), _arch(network, 2, 3)]  # given largest first: built smallest first
     net = build_stitched(supernet, params, network, staged, anchors, data, batch_size=BATCH, reverse=True)
     initial = [(np.asarray(s.conv.kernel[...])[0, 0], np.asarray(s.conv.bias[...])) for s in net.stitches]
@@ -343,7 +343,7 @@ def test_resnet_stitched_costs_equal_the_costs_counted_from_the_network_that_run
     }
     rng = np.random.default_rng(3)
     archs = [space.sample(rng) for _ in range(2)]
-    staged = STAGED[space.name](space)
+    staged = search_spaces.family(space.name).stages()(space)
     anchors = [staged.segments(supernet.extract(a, stats), a) for a in archs]
     bounds = [boundaries(segments, 32, 32) for segments in anchors]
     points = stitch_points(bounds[0], bounds[1])

@@ -19,7 +19,7 @@ import pytest
 from nasx.budget import parse_budget, sample_admitted
 from nasx.costs import Layer
 from nasx.errors import UnsupportedSpaceError
-from nasx.latency import (
+from nasx.hardware.latency import (
     LatencyDeviceWarning,
     LatencyTable,
     LatencyTableFormatError,
@@ -30,7 +30,7 @@ from nasx.latency import (
 )
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201
-from search_spaces.mobilenet import MobileNetSpace, Skeleton, Stage
+from search_spaces.mobilenet.spec import MobileNetSpace, Skeleton, Stage
 from tests.conftest import run_cli as run
 
 TINY = MobileNetSpace(
@@ -67,7 +67,7 @@ def synthetic_table(
 
 @pytest.fixture(scope="module")
 def device() -> str:
-    from nasx.profile import device_kind
+    from nasx.hardware.profile import device_kind
 
     return device_kind()
 
@@ -201,7 +201,7 @@ def test_a_table_must_cover_the_space() -> None:
 
 
 def test_statistics() -> None:
-    from nasx.profile_subnets import fit_overhead, mape_percent, spearman
+    from nasx.hardware.subnets import fit_overhead, mape_percent, spearman
 
     assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from nasx.errors import DatasetError, NasxError
-from nasx.nb201_benchmark import (
+from nasx.bench.nb201 import (
     QUERIES,
     REA_POPULATION_SIZE,
     REA_SAMPLE_SIZE,
@@ -27,7 +26,8 @@ from nasx.nb201_benchmark import (
     simulate_search,
     spearman,
 )
-from nasx.nb201_table import Nb201Lookup, Nb201Table, load_table
+from nasx.bench.nb201_table import Nb201Lookup, Nb201Table, load_table
+from nasx.errors import DatasetError, NasxError
 from nasx.space import AbstractSearchSpace, Arch, Choice
 from search_spaces import nb201
 from solvers.evolution import AgingEvolution

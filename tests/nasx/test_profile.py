@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from nasx.latency import LatencyTableMismatchError, ProfileSettings, load_table
-from nasx.profile import _BlockNet, device_kind, profile_blocks
-from nasx.profile_subnets import calibrate, validate
+from nasx.hardware.latency import LatencyTableMismatchError, ProfileSettings, load_table
+from nasx.hardware.profile import _BlockNet, device_kind, profile_blocks
+from nasx.hardware.subnets import calibrate, validate
 from nasx.supernet import build, count_params
 from search_spaces import mobilenet
-from search_spaces.mobilenet import MobileNetSpace, Skeleton, Stage
-from search_spaces.mobilenet_supernet import MobileNetSupernet
+from search_spaces.mobilenet.spec import MobileNetSpace, Skeleton, Stage
+from search_spaces.mobilenet.supernet import MobileNetSupernet
 from tests.conftest import run_cli as run
 from tests.nasx.test_latency import synthetic_table
 

@@ -203,8 +203,8 @@ def make_toy_trainer():
     from nasx.data import load
     from nasx.evaluators import TrainingEvaluator
     from nasx.supernet import functional
-    from search_spaces.mobilenet import MobileNetSpace
-    from search_spaces.mobilenet_supernet import MobileNetSupernet
+    from search_spaces.mobilenet.spec import MobileNetSpace
+    from search_spaces.mobilenet.supernet import MobileNetSupernet
     from tests.nasx.test_train import TOY
 
     toy = MobileNetSpace(TOY.skeleton, bits=(32,))  # float: compiles faster
@@ -213,7 +213,7 @@ def make_toy_trainer():
 
 
 def test_training_trials_report_rounds_and_asha_may_stop_them(local_ray, tmp_path: Path) -> None:
-    from search_spaces.mobilenet import MobileNetSpace
+    from search_spaces.mobilenet.spec import MobileNetSpace
     from solvers.random import RandomSearch
     from tests.nasx.test_train import TOY
 

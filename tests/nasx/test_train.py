@@ -15,7 +15,7 @@ from nasx.sampling import extreme
 from nasx.supernet import functional
 from nasx.train import RunExistsError, TrainConfig, train
 from search_spaces import mobilenet
-from search_spaces.mobilenet_supernet import MobileNetSupernet
+from search_spaces.mobilenet.supernet import MobileNetSupernet
 
 SPACE = mobilenet.space("cifar", bits=(32,), width_mult=0.25)
 # resuming does not depend on the network: a two-stage toy compiles in seconds
@@ -46,7 +46,7 @@ def digits() -> Dataset:
 def test_largest_and_smallest_subnets_learn_digits(tiny_supernet: tuple[Path, dict]) -> None:
     """The session's supernet (200 steps of `nasx train-supernet`, tests/conftest.py), its
     checkpoint loaded back and its extreme subnets re-calibrated and scored on held-out digits."""
-    from nasx.cli_search import load_supernet
+    from nasx.cli.search import load_supernet
 
     network, supernet, params, _, data = load_supernet(str(tiny_supernet[0]))
     assert network == SPACE and data.x_test.shape[1:3] == (8, 8)

@@ -24,8 +24,8 @@ from flax import nnx
 from nasx.space import Arch, SearchSpace
 from nasx.supernet import functional
 from search_spaces import mobilenet, nb201
-from search_spaces.mobilenet_supernet import MobileNetSupernet
-from search_spaces.nb201_supernet import Nb201Supernet
+from search_spaces.mobilenet.supernet import MobileNetSupernet
+from search_spaces.nb201.supernet import Nb201Supernet
 
 
 def _unit_stats(supernet: nnx.Module, space: SearchSpace, side: int) -> dict:

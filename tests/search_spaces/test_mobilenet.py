@@ -8,7 +8,7 @@ import pytest
 from nasx.costs import FLOAT_BYTES, Costs, conv2d, dense, out_size
 from nasx.errors import InvalidArchError, UnknownSpaceError
 from nasx.space import Arch, SearchSpace
-from search_spaces.mobilenet import (
+from search_spaces.mobilenet.spec import (
     PRESETS,
     SKELETONS,
     MobileNetSpace,

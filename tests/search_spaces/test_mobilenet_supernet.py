@@ -20,8 +20,8 @@ from flax import nnx
 from nasx.nn.layers import BatchNorm
 from nasx.space import Arch
 from nasx.supernet import count_params, functional
-from search_spaces.mobilenet import PRESETS, MobileNetSpace, Skeleton, Stage, space, squeeze_width
-from search_spaces.mobilenet_supernet import MobileNetNet, MobileNetSupernet
+from search_spaces.mobilenet.spec import PRESETS, MobileNetSpace, Skeleton, Stage, space, squeeze_width
+from search_spaces.mobilenet.supernet import MobileNetNet, MobileNetSupernet
 
 SIDE = 16
 

@@ -21,7 +21,7 @@ from nasx.nn.layers import BatchNorm
 from nasx.space import Arch, Value
 from nasx.supernet import count_params, functional
 from search_spaces import nasnet
-from search_spaces.nasnet_supernet import NasnetSupernet, _Factorized
+from search_spaces.nasnet.supernet import NasnetSupernet, _Factorized
 
 CIFAR_1R = dataclasses.replace(
     nasnet.SKELETONS["cifar"], name="cifar-1r", resolution=16, num_reduction_layers=1

@@ -15,7 +15,7 @@ from flax import nnx
 from nasx.nn.layers import BatchNormContext
 from nasx.supernet import count_params, functional
 from search_spaces import nb201
-from search_spaces.nb201_supernet import Nb201Supernet
+from search_spaces.nb201.supernet import Nb201Supernet
 
 SPACE = nb201.space("imagenet16-120", bits=(4, 8, 32))
 
@@ -98,7 +98,7 @@ def test_proxies_one_arch_at_a_time_equal_the_vmapped_scores(rig: _Rig) -> None:
     and the switch selects: the same scores. naswot finds each edge's ReLU outside the switch."""
     from nasx.proxies import PROXIES, make_proxy
 
-    space = nb201.space("imagenet16-120")  # float, as proxies run (nasx.cli_search._proxy_network)
+    space = nb201.space("imagenet16-120")  # float, as proxies run (nasx.cli.search._proxy_network)
     _, params, apply = functional(Nb201Supernet(space, rngs=nnx.Rngs(0)))
     rng = np.random.default_rng(3)
     archs = jnp.stack([jnp.asarray(space.encode(space.sample(rng))) for _ in range(3)])

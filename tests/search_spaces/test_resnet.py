@@ -11,7 +11,7 @@ from nasx.costs import FLOAT_BYTES, Costs, conv2d, out_size
 from nasx.errors import InvalidArchError, UnknownSpaceError
 from nasx.space import SearchSpace
 from search_spaces import resnet
-from search_spaces.resnet import PRESETS, SKELETONS, Skeleton, space
+from search_spaces.resnet.spec import PRESETS, SKELETONS, Skeleton, space
 
 # --- reference numbers --------------------------------------------------------------------------
 # torchvision: exact regression values. Checked against torchvision's docs (num_params, GFLOPS = MACs)

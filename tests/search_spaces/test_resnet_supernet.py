@@ -17,8 +17,8 @@ from flax import nnx
 from nasx.nn.layers import BatchNorm
 from nasx.space import Arch
 from nasx.supernet import count_params, functional
-from search_spaces.resnet import PRESETS, ResNetSpace, Skeleton, space
-from search_spaces.resnet_supernet import ResNet, ResNetSupernet, _avg_pool_2x2, supernet_params
+from search_spaces.resnet.spec import PRESETS, ResNetSpace, Skeleton, space
+from search_spaces.resnet.supernet import ResNet, ResNetSupernet, _avg_pool_2x2, supernet_params
 
 
 def _skeleton(name: str, block: str, shortcut: str, **changes) -> Skeleton:

@@ -16,7 +16,7 @@ from nasx.budget import Budget, parse_budget
 from nasx.errors import BudgetCostError, InfeasibleBudgetError, InvalidArchError, NasxError
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201, resnet
-from search_spaces.resnet import PRESETS, SKELETONS, ResNetSpace
+from search_spaces.resnet.spec import PRESETS, SKELETONS, ResNetSpace
 from solvers import mp
 from solvers.mp import deepmad_score, effectiveness, formulas, solve
 

@@ -1,0 +1,96 @@
+"""Argument helpers shared by the command modules: budgets, bits, JSON output, ``--latency-table``.
+
+Imports no command module; every command module may import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from nasx.budget import Budget, parse_budget
+from nasx.errors import NasxError
+from nasx.hardware.latency import LatencyDeviceWarning, LatencyTable, attach, load_table
+from nasx.space import SearchSpace
+
+__all__ = [
+    "BITS",
+    "parse_bits",
+    "budget_arg",
+    "emit_json",
+    "add_latency_argument",
+    "load_latency_table",
+    "with_latency",
+]
+
+BITS = (4, 8, 16, 32)
+
+
+def parse_bits(text: str) -> tuple[int, ...]:
+    """``--bits 4,8`` -> ``(4, 8)``; each must be one of `BITS`."""
+    try:
+        bits = tuple(sorted({int(b) for b in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'bits "{text}": expected comma-separated integers, e.g. 8,32'
+        ) from None
+    if not bits or any(b not in BITS for b in bits):
+        raise argparse.ArgumentTypeError(f'bits "{text}": each must be one of {", ".join(map(str, BITS))}')
+    return bits
+
+
+def budget_arg(text: str) -> Budget:
+    """``--budget 600M-flops`` -> `Budget`, a parse error as argparse's one-line usage error."""
+    try:
+        return parse_budget(text)
+    except NasxError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def emit_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+# --- --latency-table for cost, sample, search and solve -------------------------------------------
+def add_latency_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--latency-table",
+        metavar="LUT.json",
+        help="predict latency_ms from a table of nasx profile (for an Xms-latency budget); "
+        "--resolution and --bits default to the table's",
+    )
+
+
+def load_latency_table(args: argparse.Namespace) -> LatencyTable | None:
+    """The ``--latency-table`` of a command, if any, with the command's defaults set from it.
+
+    `--resolution` (and `--bits`, where the command has it) default to the table's, the settings
+    its blocks were measured at. A table measured on another device kind prints a warning.
+    """
+    if not getattr(args, "latency_table", None):
+        return None
+    table = _load(args.latency_table)
+    if getattr(args, "resolution", None) is None:
+        args.resolution = table.settings.resolution
+    if "bits" in args and args.bits is None:
+        args.bits = table.settings.bits
+    return table
+
+
+def _load(path: str) -> LatencyTable:
+    """`load_table`, its device warning printed as one ``nasx: warning:`` line."""
+    from nasx.hardware.profile import device_kind  # imports JAX: only when a table is given
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatencyDeviceWarning)
+        table = load_table(path, device=device_kind())
+    for warning in caught:
+        print(f"nasx: warning: {warning.message}", file=sys.stderr)
+    return table
+
+
+def with_latency(space: SearchSpace, table: LatencyTable | None, resolution: int | None) -> SearchSpace:
+    """`space` whose costs carry the table's latency (`nasx.hardware.latency.attach`); itself without one."""
+    return space if table is None else attach(space, table, resolution)
