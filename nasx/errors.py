@@ -17,6 +17,10 @@ __all__ = [
     "InfeasibleBudgetError",
     "UnsupportedSpaceError",
     "SolverTimeLimitError",
+    "RunFolderError",
+    "DatasetError",
+    "UnknownEvaluatorError",
+    "UnknownObjectiveError",
 ]
 
 
@@ -68,3 +72,22 @@ class UnsupportedSpaceError(NasxError, TypeError):
 
 class SolverTimeLimitError(NasxError, RuntimeError):
     """A solver found no feasible architecture within its time limit (feasibility is unknown)."""
+
+
+class RunFolderError(NasxError, OSError):
+    """A run folder cannot be used: it holds another run (resume it, or choose another folder), holds
+    no run where one is needed (report, export, ``--resume``), or its run cannot be resumed as asked."""
+
+
+class UnknownEvaluatorError(NasxError, KeyError):
+    """An evaluator (proxy, analytic score or supernet:CKPT) nasx does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownObjectiveError(NasxError, KeyError):
+    """An objective names neither a score of the evaluator nor an analytic cost."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -15,15 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nasx.errors import NasxError
+from nasx.errors import RunFolderError
 from nasx.pareto import hypervolume, pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, read_runlog
 
-__all__ = ["RunFolderError", "Run", "load_run", "front_vs_macs", "plot", "markdown"]
-
-
-class RunFolderError(NasxError, FileNotFoundError):
-    """A folder that holds no search run (no run log), or a run with nothing scored."""
+__all__ = ["Run", "load_run", "front_vs_macs", "plot", "markdown"]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from jax.sharding import Mesh
 from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
 from nasx.devices import replicate, shard_batch
-from nasx.errors import NasxError
+from nasx.errors import RunFolderError
 from nasx.sampling import RULES, draw, extreme
 from nasx.space import SearchSpace
 from nasx.supernet import Apply, Supernet, functional
@@ -44,7 +44,6 @@ from nasx.supernet import Apply, Supernet, functional
 __all__ = [
     "TrainConfig",
     "TrainResult",
-    "RunExistsError",
     "cosine_schedule",
     "optimizer",
     "make_step",
@@ -52,10 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class RunExistsError(NasxError, FileExistsError):
-    """The output folder already holds a run (resume it, or choose another folder)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ def train(
 
     Raises:
       BatchSplitError: the batch size is not a multiple of the mesh's device count.
-      RunExistsError: `out_dir` holds a checkpoint and `resume` is False, or the checkpoint was
+      RunFolderError: `out_dir` holds a checkpoint and `resume` is False, or the checkpoint was
         written by a different run (space, data or config).
     """
     space: SearchSpace = supernet.space
@@ -215,14 +210,14 @@ def train(
         ckpt = Checkpointer(out_dir / "checkpoints")
         latest = ckpt.latest_step()
         if latest is not None and not resume:
-            raise RunExistsError(
+            raise RunFolderError(
                 f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
             )
         if latest is not None:
             saved = ckpt.meta(latest)
             if saved != run_meta:
                 differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))
-                raise RunExistsError(
+                raise RunFolderError(
                     f'"{out_dir}" holds a different run (differs in: {", ".join(differing)}); use another --out'
                 )
             start, state, _ = ckpt.restore({"params": params, "opt_state": opt_state})

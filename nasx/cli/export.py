@@ -86,9 +86,9 @@ class PredictInputError(NasxError, FileNotFoundError):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nasx.cli.search import load_supernet
     from nasx.evaluators import project
     from nasx.export.standalone import export_standalone
+    from nasx.jobs.trained import load_supernet
     from nasx.report import load_run
 
     run = load_run(args.run_dir)
@@ -224,7 +224,6 @@ def _export_sorted(args, run, network, supernet, params, meta, data, front: list
 def _export_stitched(args, run, network, supernet, params, meta, data, front: list[dict], out: Path) -> int:
     """`--family stitched`: anchors of different sizes from the front, least-squares stitches, Pareto stitches."""
     import search_spaces
-
     from nasx.errors import UnsupportedSpaceError
     from nasx.evaluators import project
     from nasx.export.stitched import build_stitched, export_stitched, select_anchors, train_stitches

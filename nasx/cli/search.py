@@ -29,7 +29,8 @@ from nasx.cli._args import (
     parse_bits,
     with_latency,
 )
-from nasx.errors import NasxError
+from nasx.errors import NasxError, RunFolderError, UnknownEvaluatorError, UnknownObjectiveError
+from nasx.jobs.trained import checkpoint_space, load_supernet
 from nasx.runlog import Evaluation
 from nasx.search import COST_OBJECTIVES, Objective, SearchResult, search
 from nasx.space import Arch, SearchSpace
@@ -50,20 +51,6 @@ DEFAULT_RHO = {"resnet": 0.3, "mobilenet": 0.5}
 """DeepMAD's effectiveness bound rho0: 0.3 for its ResNet configs, 0.5 for its larger/MBConv ones."""
 MACRO_CHOICES = {"nasnet": ("N", "F")}
 """Choices scaled to fill the budget after the cell is chosen (NASNet's recipe), per family."""
-
-
-class UnknownEvaluatorError(NasxError, KeyError):
-    """An evaluator (proxy, analytic score or supernet:CKPT) nasx does not know."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class UnknownObjectiveError(NasxError, KeyError):
-    """An objective names neither a score of the evaluator nor an analytic cost."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 # --- evaluators -------------------------------------------------------------------------------
@@ -218,81 +205,6 @@ def _training_evaluator(spec: str, space: SearchSpace, args: argparse.Namespace)
     )
 
 
-def _checkpoint_folder(path: str) -> Path:
-    folder = Path(path).expanduser().resolve()
-    return folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
-
-
-def _network_of(
-    meta: dict, path: str, family: str | None, bits: tuple[int, ...] | None = None
-) -> SearchSpace:
-    """The network a supernet checkpoint's weights belong to (its variant, width, bits, classes)."""
-    if family is not None and meta.get("space") != family:
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" is of space "{meta.get("space")}", not "{family}"'
-        )
-    return training_space(
-        f"{meta['space']}:{meta['variant']}",
-        bits=bits or (tuple(meta["bits"]) if meta.get("bits") else None),
-        num_classes=meta["num_classes"],
-        width_mult=meta.get("width_mult"),
-    )
-
-
-def checkpoint_space(spec: str, args: argparse.Namespace) -> SearchSpace:
-    """The space a search with ``--evaluator supernet:CKPT`` runs over: the checkpoint's network.
-
-    Its subnets are what the evaluator scores and what `nasx export` ships, so their costs (and the
-    budget) are that network's (its variant, width and bits), not those of the full-width space
-    ``--space`` names. Costs apply at the space's deployment resolution, as in the exported models'
-    costs.json, whatever the image size the supernet trained at."""
-    from nasx.checkpoint import Checkpointer, CheckpointError
-
-    make_space(args.space)  # an unknown space or variant is named as such
-    path = spec.partition(":")[2]
-    folder = _checkpoint_folder(path)
-    if not folder.is_dir():
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
-        )
-    try:
-        with Checkpointer(folder) as ckpt:
-            meta = ckpt.meta()
-    except CheckpointError as e:
-        raise UnknownEvaluatorError(f'supernet checkpoint "{path}": {e}') from None
-    family, _, variant = args.space.partition(":")
-    if variant and variant != meta.get("variant"):
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" was trained on {meta.get("space")}:{meta.get("variant")}, '
-            f"not {args.space}; search --space {meta.get('space')} (the checkpoint's variant is used)"
-        )
-    return _network_of(meta, path, family, args.bits)
-
-
-def load_supernet(path: str, family: str | None = None):
-    """(proxy space, supernet, trained params, meta, data) of a `nasx train-supernet` folder."""
-    from nasx import data as datasets
-    from nasx.checkpoint import Checkpointer
-    from nasx.supernet import build, functional
-    from nasx.train import TrainConfig, optimizer
-
-    folder = _checkpoint_folder(path)
-    if not folder.is_dir():
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
-        )
-    with Checkpointer(folder) as ckpt:
-        meta = ckpt.meta()
-        network = _network_of(meta, path, family)
-        supernet = build(search_spaces.family(meta["space"]).supernet(), network, seed=0)
-        _, params, _ = functional(supernet)
-        config = TrainConfig(**meta["config"])
-        like = {"params": params, "opt_state": optimizer(config).init(params)}
-        step, state, _ = ckpt.restore(like)
-    data = datasets.load(meta["data"], size=meta["resolution"], seed=meta["config"].get("seed", 0))
-    return network, supernet, state["params"], {**meta, "step": step, "folder": str(folder)}, data
-
-
 def _supernet_evaluator(path: str, space: SearchSpace, args: argparse.Namespace) -> _Evaluator:
     from nasx.devices import ARCHS, local_mesh
     from nasx.evaluators import AccuracyEvaluator
@@ -377,17 +289,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     table = load_latency_table(args)
     if args.evaluator and args.evaluator.startswith("supernet:"):
-        space = checkpoint_space(args.evaluator, args)
+        space = checkpoint_space(args.evaluator.partition(":")[2], args.space, args.bits)
     else:  # proxies and analytic scores cannot see quantization: search float nets unless asked
         space = make_space(args.space, args.bits or (32,))
     space = with_latency(space, table, args.resolution)
     args.rho = args.rho if args.rho is not None else DEFAULT_RHO.get(space.name, 0.3)
     budget: Budget = args.budget
     if args.resume and not args.out:
-        raise RunDirError("--resume needs --out RUN_DIR, the folder of the run to continue")
+        raise RunFolderError("--resume needs --out RUN_DIR, the folder of the run to continue")
     run_dir = _run_dir(args, budget)
     if (run_dir / "runlog.jsonl").exists() and not args.resume:
-        raise RunDirError(
+        raise RunFolderError(
             f'run folder "{run_dir}" already holds a run; add --resume to continue it or choose another --out'
         )
     # fail fast on a budget nothing meets (and on costs the space cannot measure)
@@ -477,10 +389,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return _report(space, budget, result, config, args, time.perf_counter() - t0)
 
 
-class RunDirError(NasxError, FileExistsError):
-    """A run folder cannot be used: it holds another run, or --resume has none to continue."""
-
-
 def _check_config(run_dir: Path, config: dict, resume: bool) -> None:
     path = run_dir / "config.json"
     if not (resume and path.exists()):
@@ -490,7 +398,7 @@ def _check_config(run_dir: Path, config: dict, resume: bool) -> None:
         k for k in set(saved) | set(config) if k != "evaluations" and saved.get(k) != config.get(k)
     )
     if differing:
-        raise RunDirError(
+        raise RunFolderError(
             f'cannot resume "{run_dir}": {", ".join(f"{k}={saved.get(k)!r} there, {config.get(k)!r} now" for k in differing)}'
         )
 

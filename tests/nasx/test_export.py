@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from nasx.cli import main
-from search_spaces import make_space
 from nasx.data import load
 from nasx.runlog import read_runlog
 from nasx.space import Arch
+from search_spaces import make_space
 
 PLAIN_JAX = """
 import sys

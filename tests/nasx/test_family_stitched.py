@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-import search_spaces
 
+import search_spaces
 from nasx.cli import main
-from nasx.cli.search import load_supernet
 from nasx.evaluate import calibration_images
 from nasx.export.load import load_family
 from nasx.export.stitch_layers import (
@@ -40,6 +39,7 @@ from nasx.export.stitched import (
     select_anchors,
     train_stitches,
 )
+from nasx.jobs.trained import load_supernet
 from nasx.nn.layers import BatchNorm, Conv, Dense
 from nasx.pareto import pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, RunLog

@@ -10,10 +10,11 @@ import pytest
 from flax import nnx
 
 from nasx.data import Dataset, load
+from nasx.errors import RunFolderError
 from nasx.evaluate import accuracy
 from nasx.sampling import extreme
 from nasx.supernet import functional
-from nasx.train import RunExistsError, TrainConfig, train
+from nasx.train import TrainConfig, train
 from search_spaces import mobilenet
 from search_spaces.mobilenet.supernet import MobileNetSupernet
 
@@ -46,7 +47,7 @@ def digits() -> Dataset:
 def test_largest_and_smallest_subnets_learn_digits(tiny_supernet: tuple[Path, dict]) -> None:
     """The session's supernet (200 steps of `nasx train-supernet`, tests/conftest.py), its
     checkpoint loaded back and its extreme subnets re-calibrated and scored on held-out digits."""
-    from nasx.cli.search import load_supernet
+    from nasx.jobs.trained import load_supernet
 
     network, supernet, params, _, data = load_supernet(str(tiny_supernet[0]))
     assert network == SPACE and data.x_test.shape[1:3] == (8, 8)
@@ -94,7 +95,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_p
     run = tmp_path / "run"
     with pytest.raises(Crash):
         train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run, on_step=crash_at_10)
-    with pytest.raises(RunExistsError, match="--resume"):
+    with pytest.raises(RunFolderError, match="--resume"):
         train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run)
     resumed = train(MobileNetSupernet(TOY, rngs=nnx.Rngs(7)), small, config, out_dir=run, resume=True)
 
@@ -103,7 +104,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_p
     steps = [r["step"] for r in resumed.history]
     assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12]  # no step logged twice
 
-    with pytest.raises(RunExistsError, match="differs in: config"):
+    with pytest.raises(RunFolderError, match="differs in: config"):
         train(
             MobileNetSupernet(TOY, rngs=nnx.Rngs(0)),
             small,
