@@ -377,6 +377,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `nasx sample -n 1000 | head`
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
