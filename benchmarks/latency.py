@@ -22,9 +22,10 @@ recorded); the CPU clock does not count the time the process waits for a core. P
 writes ``benchmarks/results/latency.json``.
 
 ``python benchmarks/latency.py --search 35`` then searches under ``35ms-latency`` with the CPU-clock
-table (``nasx search``: aging evolution on DeepMAD's entropy; ``nasx solve``: the MP solver; ``nasx
-sample``: three random admitted architectures), measures the architectures they return as whole
-networks, and writes ``benchmarks/results/latency_search.json``.
+table (what ``nasx search`` runs, `nasx.jobs.search.run_search`: aging evolution on DeepMAD's
+entropy; ``nasx solve``, `nasx.jobs.solve.solve`: the MP solver; ``nasx sample``: three random
+admitted architectures), measures the architectures they return as whole networks, and writes
+``benchmarks/results/latency_search.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nasx.budget import parse_budget  # noqa: E402
 from nasx.hardware.latency import ProfileSettings  # noqa: E402
 from nasx.hardware.profile import profile_blocks  # noqa: E402
 from nasx.hardware.subnets import fit_overhead, mape_percent, measure_programs, spearman, subnet_program  # noqa: E402
@@ -63,34 +65,32 @@ def distinct_archs(space, n: int, rng: np.random.Generator) -> list:
 
 def search_check(args: argparse.Namespace) -> None:
     """Search under a latency budget with the CPU-clock table, then measure what comes back."""
-    import contextlib
-    import io
     import tempfile
 
-    from nasx.cli import main as nasx
-    from nasx.hardware.latency import load_table
+    from nasx.budget import sample_admitted
+    from nasx.hardware.latency import attach, load_table
+    from nasx.jobs.search import SearchRequest, run_search
+    from nasx.jobs.solve import SolveRequest, solve
     from nasx.space import Arch
+    from search_spaces import make_space
 
     table_path = args.tables / f"mobilenet-{args.resolution}px-b{args.batch}-cpu-blocks.json"
     table = load_table(table_path)
     budget = f"{args.search:g}ms-latency"
-    common = ["--space", "mobilenet", "--budget", budget, "--latency-table", str(table_path), "--json"]
-
-    def run(*argv: str) -> dict:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            assert nasx(list(argv)) == 0
-        return json.loads(out.getvalue())
-
     with tempfile.TemporaryDirectory() as tmp:
-        found = {
-            "search (evolution)": run("search", *common, "--evaluations", "300", "--out", f"{tmp}/run")[
-                "best"
-            ],
-            "solve (MP)": run("solve", *common)["arch"],
-        }
-    for i, entry in enumerate(run("sample", *common, "-n", "3", "--seed", "1")["archs"]):
-        found[f"sample {i + 1}"] = entry["arch"]
+        request = SearchRequest(
+            "mobilenet", budget, evaluations=300, out=f"{tmp}/run", latency_table=str(table_path)
+        )
+        searched = run_search(request)
+    solved = solve(SolveRequest("mobilenet", budget, latency_table=str(table_path)))
+    found = {"search (evolution)": searched.summary["best"], "solve (MP)": solved.summary["arch"]}
+    settings = table.settings  # `nasx sample --latency-table`: the table's resolution and bits
+    priced = attach(make_space("mobilenet", settings.bits), table, settings.resolution)
+    sampled = sample_admitted(
+        priced, parse_budget(budget), np.random.default_rng(1), 3, resolution=settings.resolution
+    )
+    for i, arch in enumerate(sampled):
+        found[f"sample {i + 1}"] = arch.to_dict()
     space = mobilenet.space("imagenet", bits=(32,))
     archs = {name: space.validate(Arch(a)) for name, a in found.items()}
     supernet = build(MobileNetSupernet, space, seed=args.seed)

@@ -45,7 +45,7 @@ SETTINGS = {  # name: (budget, released structure), deepmad_formulas.md section 
     "r34": ("3.68G-flops,21.80M-params", "deepmad-r34"),
     "r50": ("4.13G-flops,25.55M-params", "deepmad-r50"),
 }
-RHO_MAX = 0.3
+RHO_MAX = resnet.FAMILY.default_rho  # 0.3, DeepMAD's bound for its ResNet configs
 POPULATION = 256
 MUTATIONS = 2
 

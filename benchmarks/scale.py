@@ -88,13 +88,12 @@ def ray_overhead(evaluations: int, chunk: int) -> dict:
     import ray
 
     from nasx import ray_tune
-    from nasx.cli.search import DEFAULT_RHO
-    from nasx.cli.sweep import _worker_evaluator
+    from nasx.jobs.evaluators import EvaluatorSettings, worker_evaluator
 
     space = mobilenet.space("cifar", bits=(32,))
     budget = parse_budget("300M-flops")
-    args = argparse.Namespace(rho=DEFAULT_RHO["mobilenet"], resolution=None)
-    make = functools.partial(_worker_evaluator, "entropy", space, args)
+    settings = EvaluatorSettings(rho=mobilenet.FAMILY.default_rho)  # what `nasx search` uses
+    make = functools.partial(worker_evaluator, "entropy", space, settings)
 
     def strategy():
         return AgingEvolution(space, budget=budget, population_size=16, sample_size=4)

@@ -230,7 +230,9 @@ def _descend(
     for _ in range(steps):
         if excess <= 0:
             break
-        candidates = {space.mutate(arch, rng) for _ in range(neighbours)}
+        # distinct neighbours in the order drawn (a set's order would follow the process's string
+        # hashing, and ties would then be broken differently from one run to the next)
+        candidates = list(dict.fromkeys(space.mutate(arch, rng) for _ in range(neighbours)))
         scored = [(budget.excess(space.costs(c, resolution)), c) for c in candidates]
         best_excess, best = min(scored, key=lambda t: t[0])
         if best_excess < excess:

@@ -18,6 +18,7 @@ import numpy as np
 from nasx.errors import RunFolderError
 from nasx.pareto import hypervolume, pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, read_runlog
+from nasx.search import COST_OBJECTIVES
 
 __all__ = ["Run", "load_run", "front_vs_macs", "plot", "markdown"]
 
@@ -62,13 +63,7 @@ def front_vs_macs(run: Run) -> tuple[list[Evaluation], float]:
     score and the largest MACs of the run (in score x MACs units)."""
     scored = run.scored
     points = np.array([[e.objectives[0], e.costs["macs"]] for e in scored], dtype=float)
-    if run.config.get("objectives", [None])[0] in (
-        "macs",
-        "params",
-        "weight_bytes",
-        "activation_bytes",
-        "layers",
-    ):
+    if run.config.get("objectives", [None])[0] in COST_OBJECTIVES:
         points[:, 0] = -points[:, 0]  # a cost as primary objective: smaller is better
     front = [scored[i] for i in pareto_front(points, (True, False))]
     front.sort(key=lambda e: e.costs["macs"])

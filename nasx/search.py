@@ -1,7 +1,7 @@
 """The search loop: ask a strategy, cost and score the architectures, log them, tell the strategy.
 
-`search` drives any ask/tell strategy (``init(seed)``, ``ask(state, n)``, ``tell(state, archs,
-objectives)``) with any evaluator (``evaluate(archs) -> [{score name: value}]``). Each batch is
+`search` drives any ask/tell strategy (`solvers.strategy.Strategy`: ``init(seed)``, ``ask(state, n)``,
+``tell(state, archs, objectives)``) with any evaluator (``evaluate(archs) -> [{score name: value}]``). Each batch is
 costed analytically, scored in one call (a vmapped, jitted proxy or accuracy), appended to the
 run log and flushed, and only then told to the strategy: a crash loses nothing already scored.
 
@@ -21,7 +21,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from nasx.errors import NasxError
 from nasx.pareto import pareto_front
 from nasx.runlog import RUNLOG_NAME, Evaluation, RunLog, recover_runlog
 from nasx.space import Arch, SearchSpace
+from solvers.strategy import Strategy, Told
 
 __all__ = [
     "Strategy",
@@ -49,16 +49,6 @@ log = logging.getLogger(__name__)
 
 COST_OBJECTIVES = ("macs", "params", "weight_bytes", "activation_bytes", "layers")
 """Analytic costs that can be objectives (always minimized)."""
-
-
-class Strategy(Protocol):
-    """A pure ask/tell search strategy (solvers.random, solvers.evolution)."""
-
-    def init(self, seed: int) -> Any: ...
-
-    def ask(self, state: Any, n: int = 1) -> tuple[list[Arch], Any]: ...
-
-    def tell(self, state: Any, archs: Sequence[Arch], objectives: Sequence[Any]) -> Any: ...
 
 
 Evaluator = Callable[[Sequence[Arch]], list[dict[str, float]]]
@@ -306,7 +296,7 @@ class SearchRun:
             raise RuntimeError(f"the strategy asked architectures outside the budget: {outside}")
 
 
-def _told(e: Evaluation, objectives: Sequence[Objective]) -> float | list[float | None] | None:
+def _told(e: Evaluation, objectives: Sequence[Objective]) -> Told:
     if len(objectives) == 1:
         return e.objectives[0]
     return list(e.objectives)

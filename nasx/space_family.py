@@ -17,11 +17,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from nasx.costs import Block
+from nasx.costs import Block, Costs
 from nasx.errors import DatasetError
-from nasx.space import Arch, Preset, SearchSpace
+from nasx.space import Arch, Preset, SearchSpace, Value
 
-__all__ = ["SpaceFamily", "SkeletonSpace", "BlockLatencySpace", "with_classes"]
+__all__ = [
+    "SpaceFamily",
+    "SkeletonSpace",
+    "BlockLatencySpace",
+    "StagePricedSpace",
+    "BlockPricedSpace",
+    "with_classes",
+]
 
 
 @runtime_checkable
@@ -38,6 +45,62 @@ class BlockLatencySpace(Protocol):
     latency: Any
 
     def distinct_blocks(self, resolution: int | None = None) -> tuple[Block, ...]: ...
+
+
+@runtime_checkable
+class StagePricedSpace(Protocol):
+    """A residual network priced stage by stage: stem, (first, inner) block terms, head.
+
+    What DeepMAD's ResNet program and formulas read (`solvers.mp`); the ``skeleton`` gives the
+    stem, strides and block type. Costs are additive: a stage costs ``first + (depth - 1) * inner``.
+    """
+
+    skeleton: Any
+
+    def stem_costs(self, width: int, *, resolution: int | None = None, bits: int = 32) -> Costs: ...
+
+    def stage_terms(
+        self,
+        stage: int,
+        c_in: int,
+        c_out: int,
+        btn: int,
+        kernel: int,
+        *,
+        resolution: int | None = None,
+        bits: int = 32,
+    ) -> tuple[Costs, Costs]: ...
+
+    def head_costs(self, width: int, *, resolution: int | None = None, bits: int = 32) -> Costs: ...
+
+
+@runtime_checkable
+class BlockPricedSpace(Protocol):
+    """A network of fixed widths priced block by block: fixed parts plus one term per block option.
+
+    What DeepMAD's MBConv program and formulas read (`solvers.mp`); ``scaled`` is the skeleton at
+    the space's width multiplier.
+    """
+
+    scaled: Any
+
+    def input_side(self, arch: Mapping[str, Value] | None = None, resolution: int | None = None) -> int: ...
+
+    def placed_blocks(self, arch: Mapping[str, Value], resolution: int | None = None) -> tuple[Any, ...]: ...
+
+    def fixed_costs(self, *, resolution: int | None = None, bits: int = 32) -> Costs: ...
+
+    def block_costs(
+        self,
+        stage: int,
+        block: int,
+        kernel: int,
+        expand: int,
+        se: bool,
+        *,
+        resolution: int | None = None,
+        bits: int = 32,
+    ) -> Costs: ...
 
 
 def with_classes(space: SearchSpace, num_classes: int) -> SearchSpace:

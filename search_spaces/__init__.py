@@ -8,6 +8,7 @@ place that lists them. `make_space`, `training_space` and `load_arch` resolve wh
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from nasx.errors import ArchFormatError, UnknownPresetError, UnknownSpaceError
@@ -35,13 +36,33 @@ FAMILIES: dict[str, SpaceFamily] = {
 }
 """Family name -> its plug-in value."""
 
-SPACES = {name: f.space for name, f in FAMILIES.items()}
+
+class _View(Mapping):
+    """A read-only mapping derived from `FAMILIES` on every access, so it never goes stale."""
+
+    def __init__(self, derive: Callable[[], dict]) -> None:
+        self._derive = derive
+
+    def __getitem__(self, key: str):
+        return self._derive()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._derive())
+
+    def __len__(self) -> int:
+        return len(self._derive())
+
+    def __repr__(self) -> str:
+        return repr(self._derive())
+
+
+SPACES: Mapping[str, Callable[..., SearchSpace]] = _View(lambda: {n: f.space for n, f in FAMILIES.items()})
 """Family name -> ``space(variant=default, *, bits=...)`` factory."""
 
-PRESETS: dict[str, Preset] = {name: p for f in FAMILIES.values() for name, p in f.presets.items()}
+PRESETS: Mapping[str, Preset] = _View(lambda: {n: p for f in FAMILIES.values() for n, p in f.presets.items()})
 """Preset name -> `nasx.space.Preset` (each knows its space and variant)."""
 
-SKELETONS = {name: f.variants for name, f in FAMILIES.items()}
+SKELETONS: Mapping[str, tuple[str, ...]] = _View(lambda: {n: f.variants for n, f in FAMILIES.items()})
 """Family name -> its variants (skeletons); the first is the default."""
 
 

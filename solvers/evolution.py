@@ -34,59 +34,47 @@ from typing import Any, final
 import numpy as np
 
 from nasx.budget import Budget
-from nasx.pareto import (
-    _crowding,
-    _fronts,
-    _minimization,
-    crowding_distance,
-    non_dominated_sort,
-    pareto_front,
-)
+from nasx.pareto import crowding_distance, non_dominated_sort, pareto_front
 from nasx.space import Arch, SearchSpace
-from solvers.random import (
+from solvers._state import (
     Record,
     SearchState,
     check_count,
     check_seed,
     extend_seen,
     make_records,
-    sample_unseen,
     step_rng,
 )
+from solvers.random import sample_unseen
+from solvers.strategy import ObjectiveValue, Told
 
-__all__ = [
-    "AgingEvolution",
-    "NSGA2",
-    "Nsga2State",
-    "pareto_front",
-    "non_dominated_sort",
-    "crowding_distance",
-]
+__all__ = ["AgingEvolution", "NSGA2", "Nsga2State"]
 
-# re-exported: the strategies' callers (and earlier code) find the Pareto tools here too
+Points = Sequence[Sequence[ObjectiveValue]]
 
 
 # --- NSGA-II selection ----------------------------------------------------------------------
-def _survivors(f: np.ndarray, k: int) -> np.ndarray:
-    """Rows kept by NSGA-II's environmental selection: whole fronts, the last one by crowding."""
+def _survivors(points: Points, maximize: Sequence[bool], k: int) -> np.ndarray:
+    """Points kept by NSGA-II's environmental selection: whole fronts, the last one by crowding."""
     kept: list[int] = []
-    for front in _fronts(f):
+    for front in non_dominated_sort(points, maximize):
         if len(kept) + len(front) <= k:
             kept.extend(int(i) for i in front)
             continue
-        crowd = _crowding(f[front])
+        crowd = crowding_distance([points[i] for i in front], maximize)
         by_crowding = front[np.argsort(-crowd, kind="stable")]
         kept.extend(int(i) for i in by_crowding[: k - len(kept)])
         break
     return np.array(kept, dtype=np.int64)
 
 
-def _rank_and_crowding(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rank = np.zeros(len(f), dtype=np.int64)
-    crowd = np.zeros(len(f))
-    for r, front in enumerate(_fronts(f)):
+def _rank_and_crowding(points: Points, maximize: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's Pareto rank (0: the first front) and its crowding distance within its front."""
+    rank = np.zeros(len(points), dtype=np.int64)
+    crowd = np.zeros(len(points))
+    for r, front in enumerate(non_dominated_sort(points, maximize)):
         rank[front] = r
-        crowd[front] = _crowding(f[front])
+        crowd[front] = crowding_distance([points[i] for i in front], maximize)
     return rank, crowd
 
 
@@ -211,7 +199,7 @@ class AgingEvolution:
         self,
         state: SearchState,
         archs: Sequence[Arch],
-        objectives: Sequence[float | Sequence[float | None] | None],
+        objectives: Sequence[Told],
     ) -> SearchState:
         """Add evaluated architectures (one value each) to the population; the oldest age out."""
         records = make_records(self.space, archs, objectives, n_objectives=1)
@@ -225,7 +213,7 @@ class Nsga2State:
     """The state of an `NSGA2` run, as plain data.
 
     Attributes:
-      seed, step, seen, history: as in `solvers.random.SearchState`.
+      seed, step, seen, history: as in `solvers._state.SearchState`.
       population: indices into `history` of the current parents (empty before the first
         generation is complete).
       offspring: indices into `history` of the children told since the last selection.
@@ -337,7 +325,7 @@ class NSGA2:
         if not parents:
             archs = fill(n, taken)
         else:
-            rank, crowd = _rank_and_crowding(_minimization([r.objectives for r in parents], self.maximize))
+            rank, crowd = _rank_and_crowding([r.objectives for r in parents], self.maximize)
             archs = _breed(n, lambda t: self._child(parents, rank, crowd, rng, t), fill, taken)
         return archs, replace(state, step=state.step + 1, seen=extend_seen(state.seen, archs))
 
@@ -369,7 +357,7 @@ class NSGA2:
         self,
         state: Nsga2State,
         archs: Sequence[Arch],
-        objectives: Sequence[Sequence[float | None]],
+        objectives: Sequence[Sequence[ObjectiveValue]],
     ) -> Nsga2State:
         """Add evaluated architectures (one vector each, ordered as `maximize`).
 
@@ -388,8 +376,7 @@ class NSGA2:
         if len(state.offspring) < self.population_size:
             return state
         candidates = state.population + state.offspring
-        f = _minimization([history[i].objectives for i in candidates], self.maximize)
-        keep = _survivors(f, self.population_size)
+        keep = _survivors([history[i].objectives for i in candidates], self.maximize, self.population_size)
         return replace(
             state,
             population=tuple(sorted(candidates[i] for i in keep)),

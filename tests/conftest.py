@@ -35,6 +35,16 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli("search", ...)``: `nasx` run in this process -> (exit status, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        return run_cli(capsys, *argv)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def nb201_csv() -> Path:
     """The third-party NB201 table (never copied into the repo); tests using it skip without it."""

@@ -5,7 +5,8 @@ Command (from the repository root, 30-45 min on 2 busy CPU cores)::
 
     python experiments/pareto_families/run.py --out /tmp/pareto_families
 
-Steps, each a `nasx` command (printed before it runs, so any step can be re-run by hand):
+Steps, each a library job (`nasx.jobs`), the same as a `nasx` command (printed before it runs,
+so any step can be re-run by hand):
 
 1. ``nasx train-supernet``: the mobilenet (MBConv, OFA-style) supernet at width 0.25, 16 px digits,
    sandwich sampling;
@@ -17,7 +18,7 @@ Steps, each a `nasx` command (printed before it runs, so any step can be re-run 
    least-squares-initialised stitching layers, the Pareto-optimal stitch configurations;
 5. ``nasx report``: the front plot with the exported family highlighted.
 
-Expected result: every step exits 0; each family's members load back (`nasx.load_family`) and
+Expected result: every step succeeds; each family's members load back (`nasx.load_family`) and
 reproduce the accuracy recorded at export (checked at the end); the README's "Shipping a family"
 section shows the output of one run and its plot.
 """
@@ -25,9 +26,6 @@ section shows the output of one run and its plot.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import sys
 from pathlib import Path
 
@@ -37,18 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from nasx import load_family  # noqa: E402
-from nasx.cli import main as nasx  # noqa: E402
 from nasx.data import load  # noqa: E402
+from nasx.jobs.export import ExportRequest, ReportRequest, export_front, report  # noqa: E402
+from nasx.jobs.search import SearchRequest, run_search  # noqa: E402
+from nasx.jobs.train import TrainRequest, train_supernet  # noqa: E402
 
 
-def run(argv: list[str]) -> dict:
-    print("$ nasx " + " ".join(argv), flush=True)
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = nasx([*argv, "--json"])
-    if code != 0:
-        raise SystemExit(f"step failed with exit code {code}: nasx {' '.join(argv)}")
-    return json.loads(buffer.getvalue())
+def announce(command: str) -> None:
+    """Print the `nasx` command a step is equivalent to."""
+    print(f"$ nasx {command}", flush=True)
 
 
 def check(folder: Path, image_size: int) -> list[tuple[str, float, float]]:
@@ -85,34 +80,57 @@ def main() -> None:
     out = args.out.expanduser().resolve()
     supernet, search = out / "supernet", out / "search"
 
-    train = ["train-supernet", "--space", "mobilenet", "--width-mult", str(args.width_mult), "--bits", "32"]
-    train += ["--batch-size", str(args.batch_size)]
-    train += ["--image-size", str(args.image_size), "--steps", str(args.steps), "--out", str(supernet)]
-    summary = run(train)
-    print(f"  supernet test accuracy: {summary['test_accuracy']}", flush=True)
-    find = ["search", "--space", "mobilenet", "--budget", args.budget, "--objectives", "acc,macs"]
-    find += ["--evaluator", f"supernet:{supernet}", "--strategy", "nsga2", "--population", "16"]
-    found = run([*find, "--evaluations", str(args.evaluations), "--out", str(search)])
-    print(f"  front: {len(found.get('front', []))} architectures", flush=True)
-    sorted_family = run(
-        [
-            "export",
-            str(search),
-            "--family",
-            "sorted",
-            "--finetune",
-            str(args.finetune),
-            "--out",
-            str(out / "sorted"),
-        ]
+    announce(
+        f"train-supernet --space mobilenet --width-mult {args.width_mult} --bits 32 --batch-size {args.batch_size} "
+        f"--image-size {args.image_size} --steps {args.steps} --out {supernet}"
     )
-    stitch = ["export", str(search), "--family", "stitched", "--anchors", "2"]
-    stitched = run([*stitch, "--stitch-steps", str(args.stitch_steps), "--out", str(out / "stitched")])
-    report = ["report", str(search), "--out", str(out / "report")]
-    run([*report, "--family", sorted_family["out"], "--family", stitched["out"]])
+    trained = train_supernet(
+        TrainRequest(
+            space="mobilenet",
+            out=supernet,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            bits=(32,),
+            width_mult=args.width_mult,
+            image_size=args.image_size,
+        )
+    )
+    print(f"  supernet test accuracy: {dict(trained.test_accuracy)}", flush=True)
+    announce(
+        f"search --space mobilenet --budget {args.budget} --objectives acc,macs --evaluator supernet:{supernet} "
+        f"--strategy nsga2 --population 16 --evaluations {args.evaluations} --out {search}"
+    )
+    found = run_search(
+        SearchRequest(
+            "mobilenet",
+            args.budget,
+            strategy="nsga2",
+            evaluator=f"supernet:{supernet}",
+            objectives=("acc", "macs"),
+            population=16,
+            evaluations=args.evaluations,
+            out=search,
+        )
+    )
+    print(f"  front: {len(found.summary.get('front', []))} architectures", flush=True)
+    announce(f"export {search} --family sorted --finetune {args.finetune} --out {out / 'sorted'}")
+    sorted_family = export_front(
+        ExportRequest(search, kind="sorted", finetune=args.finetune, out=out / "sorted")
+    )
+    announce(
+        f"export {search} --family stitched --anchors 2 --stitch-steps {args.stitch_steps} --out {out / 'stitched'}"
+    )
+    stitched = export_front(
+        ExportRequest(
+            search, kind="stitched", anchors=2, stitch_steps=args.stitch_steps, out=out / "stitched"
+        )
+    )
+    families = (sorted_family.out, stitched.out)
+    announce(f"report {search} --out {out / 'report'} --family {families[0]} --family {families[1]}")
+    report(ReportRequest(search, out=out / "report", families=families))
     for name, result in (("sorted", sorted_family), ("stitched", stitched)):
         print(f"\n{name} family ({out / name}):")
-        for member, recorded, loaded in check(Path(result["out"]), args.image_size):
+        for member, recorded, loaded in check(result.out, args.image_size):
             print(f"  {member:<40} recorded {recorded:.4f}  loaded {loaded:.4f}")
 
 

@@ -1,40 +1,25 @@
-"""`nasx benchmark nb201`: nasx's proxies and strategies measured against NAS-Bench-201.
-
-Part of the composition root: proxies are computed by nasx on its NB201 supernet at
-initialization (`nasx.cli.search.build_evaluator`); the table only supplies the accuracies they
-are correlated with, and the simulated training results of the search comparison.
-"""
+"""`nasx benchmark nb201`: parse, call `nasx.jobs.benchmark.benchmark_nb201`, print its tables."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+import contextlib
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-import search_spaces
 from nasx.cli._args import emit_json
-from search_spaces import make_space
+from nasx.jobs.benchmark import (
+    DATASETS,
+    NB201_PAPER_REFERENCE,
+    PUBLISHED_SPEARMAN,
+    Nb201Request,
+    benchmark_nb201,
+)
 
 __all__ = ["add_parsers", "cmd_benchmark_nb201"]
-
-NB201_PAPER_REFERENCE = (
-    "NB201 paper (Dong & Yang 2020, Table 5), CIFAR-10 test: REA 93.92±0.30, RS 93.70±0.36 — a "
-    "different protocol (12-epoch accuracies, 12,000 s simulated budget), cited for orientation"
-)
-PUBLISHED_SPEARMAN = {
-    "synflow": 0.74,
-    "jacob_cov": 0.73,
-    "snip": 0.64,
-    "grad_norm": 0.64,
-    "naswot": 0.78,
-    "zen": 0.35,
-}
-"""NB201 CIFAR-10 Spearman rho in the literature: Abdelfattah et al. 2021 (synflow, jacob_cov, snip,
-grad_norm), Mellor et al. 2021 (NASWOT), NAS-Bench-Suite-Zero (Krishnakumar et al. 2022, zen)."""
 
 
 def _queries(text: str) -> tuple[int, ...]:
@@ -49,109 +34,51 @@ def _queries(text: str) -> tuple[int, ...]:
     return values
 
 
-def _proxy_setting(name: str, args: argparse.Namespace) -> dict:
-    """What a proxy's score of a cell depends on besides the cell (`ProxyScoreLog`)."""
-    from nasx import __version__
-    from nasx.proxies import PROXIES as FUNCTIONS
-
-    images = args.proxy_batch or (FUNCTIONS[name].batch_size if name in FUNCTIONS else None)
-    return {"data": args.data, "images": images, "seed": args.seed, "nasx": __version__}
-
-
 def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
-    from nasx.bench import nb201 as bench
-    from nasx.bench.nb201_table import load_table
-    from nasx.cli.search import PROXIES, build_evaluator
-    from solvers.evolution import AgingEvolution
-    from solvers.random import RandomSearch
+    from nasx.bench.nb201 import REA_POPULATION_SIZE, REA_SAMPLE_SIZE
 
-    table = load_table(args.table, args.dataset)  # DatasetError -> exit 2 before any JAX work
-    space = make_space(f"nb201:{args.dataset}")
-    lookup = table.lookup(lambda text: search_spaces.nb201.from_string(text, space))
-    out = Path(args.out or f"runs/nb201-{args.dataset}-s{args.seed}").expanduser().resolve()
-    report: dict = {
-        "run_dir": str(out),
-        "table": str(table.path),
-        "dataset": args.dataset,
-        "search_column": table.search_column,
-        "test_column": table.test_column,
-        "optimum_test_acc": float(table.test_acc.max()),
-    }
+    request = Nb201Request(
+        table=args.table,
+        dataset=args.dataset,
+        n=args.n,
+        all_cells=args.all,
+        seed=args.seed,
+        data=args.data,
+        proxies=tuple(args.proxies.split(",")) if args.proxies else None,
+        proxy_batch=args.proxy_batch,
+        batch_size=args.batch_size,
+        queries=args.queries,
+        seeds=args.seeds,
+        batch=args.batch,
+        correlate=not args.no_proxies,
+        search=not args.no_search,
+        out=args.out,
+    )
     err = Console(stderr=True)
-    corr = {}
-    if not args.no_proxies:
-        archs = bench.sample_archs(space, args.n, args.seed, all_archs=args.all)
-        names = args.proxies.split(",") if args.proxies else list(PROXIES)
-        cells = [search_spaces.nb201.to_string(a) for a in archs]
-        scores = bench.cost_scores(space, archs)
-        store = bench.ProxyScoreLog(out / "proxy_scores.jsonl", {n: _proxy_setting(n, args) for n in names})
-        pending = [n for n in names if store.missing(cells, n)]  # only these are computed
-        todo = [c for c in cells if any(store.missing([c], n) for n in pending)]
-        if todo:
-            evaluator = build_evaluator(",".join(pending), space, args)
-            by_cell = dict(zip(cells, archs, strict=True))
-            if len(todo) < len(cells) or len(pending) < len(names):
-                err.print(
-                    f"resuming from {store.path}: {len(todo):,} cells to score with {', '.join(pending)}"
-                )
-            with Progress(console=err, disable=args.json) as bar:
-                task = bar.add_task(f"scoring {len(todo):,} cells", total=len(todo))
-                for start in range(0, len(todo), args.batch_size):
-                    part = todo[start : start + args.batch_size]
-                    rows = evaluator.evaluate([by_cell[c] for c in part])
-                    store.add(part, [{n: row[n] for n in pending} for row in rows])
-                    bar.update(task, completed=start + len(part))
-        for name in names:
-            scores[name] = store.get(cells, name)
-        corr = bench.correlations(scores, lookup.test_acc(archs))
-        report["proxies"] = {
-            "n": len(archs),
-            "seed": args.seed,
-            "data": args.data,
-            "images": args.proxy_batch or "reference batch of each proxy",
-            "results": [
-                {**c.to_dict(), "published_spearman": PUBLISHED_SPEARMAN.get(c.proxy)} for c in corr.values()
-            ],
-        }
-    curves = {}
-    if not args.no_search:
-        strategies = {
-            "random": RandomSearch(space),
-            "aging evolution": AgingEvolution(
-                space, population_size=bench.REA_POPULATION_SIZE, sample_size=bench.REA_SAMPLE_SIZE
-            ),
-        }
+
+    @contextlib.contextmanager
+    def stage(description: str, total: int) -> Iterator[Callable[[int], None]]:
         with Progress(console=err, disable=args.json) as bar:
-            task = bar.add_task("simulated search", total=len(strategies))
-            for name, strategy in strategies.items():
-                curves[name] = bench.simulate_search(
-                    strategy, lookup, args.queries, range(args.seeds), args.batch, name=name
-                )
-                bar.advance(task)
-        report["search"] = {
-            "population_size": bench.REA_POPULATION_SIZE,
-            "sample_size": bench.REA_SAMPLE_SIZE,
-            "seeds": args.seeds,
-            "results": [c.to_dict() for c in curves.values()],
-            "reference": NB201_PAPER_REFERENCE if args.dataset == "cifar10" else None,
-        }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            task = bar.add_task(description, total=total)
+            yield lambda completed: bar.update(task, completed=completed)
+
+    result = benchmark_nb201(request, stage=stage, on_note=err.print)
+    report = result.report
     if args.json:
         emit_json(report)
         return 0
     console = Console()
-    console.print(f"[dim]scores and report in {out}[/dim]")
-    if corr:
+    console.print(f"[dim]scores and report in {result.out}[/dim]")
+    if result.correlations:
         t = Table(
-            title=f"NB201 {args.dataset}: proxy rank correlation with {table.test_column} "
+            title=f"NB201 {args.dataset}: proxy rank correlation with {report['test_column']} "
             f"over {report['proxies']['n']:,} cells (seed {args.seed})",
             caption="params, macs: nasx analytic costs (baselines); failed = NaN/±inf scores (NaN and -inf rank lowest); "
             "published: CIFAR-10 Spearman in the zero-cost-proxy literature",
         )
         for col in ("proxy", "Spearman ρ", "Kendall τ-b", "failed", "published ρ"):
             t.add_column(col, justify="left" if col == "proxy" else "right")
-        for c in corr.values():
+        for c in result.correlations.values():
             published = PUBLISHED_SPEARMAN.get(c.proxy)
             t.add_row(
                 c.proxy,
@@ -161,18 +88,17 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
                 "" if published is None else f"{published:.2f}",
             )
         console.print(t)
-    if curves:
+    if result.curves:
         t = Table(
-            title=f"NB201 {args.dataset}: best {table.test_column} (%) after N queries, mean ± std over {args.seeds} seeds",
-            caption=f"searched on {table.search_column}; the best-by-search cell is reported by its test accuracy; "
-            f"benchmark optimum {report['optimum_test_acc']:.2f}; REA population {bench.REA_POPULATION_SIZE}, "
-            f"sample {bench.REA_SAMPLE_SIZE}"
-            + (f"\n{NB201_PAPER_REFERENCE}" if args.dataset == "cifar10" else ""),
+            title=f"NB201 {args.dataset}: best {report['test_column']} (%) after N queries, mean ± std over {args.seeds} seeds",
+            caption=f"searched on {report['search_column']}; the best-by-search cell is reported by its test accuracy; "
+            f"benchmark optimum {report['optimum_test_acc']:.2f}; REA population {REA_POPULATION_SIZE}, "
+            f"sample {REA_SAMPLE_SIZE}" + (f"\n{NB201_PAPER_REFERENCE}" if args.dataset == "cifar10" else ""),
         )
         t.add_column("strategy")
         for q in args.queries:
             t.add_column(f"{q} queries", justify="right")
-        for name, c in curves.items():
+        for name, c in result.curves.items():
             t.add_row(name, *(f"{m:.2f} ± {s:.2f}" for m, s in zip(c.mean, c.std, strict=True)))
         console.print(t)
     return 0
@@ -189,7 +115,7 @@ def add_parsers(sub) -> None:
         "simulated training; best test accuracy after N queries over seeds).",
     )
     q.add_argument("--table", required=True, help="folder holding nb201.csv, or a CSV with the same columns")
-    q.add_argument("--dataset", choices=("cifar10", "cifar100", "imagenet16-120"), default="cifar10")
+    q.add_argument("--dataset", choices=DATASETS, default="cifar10")
     q.add_argument(
         "-n", type=int, default=1000, help="cells sampled for the proxy correlations (default 1000)"
     )
@@ -222,4 +148,4 @@ def add_parsers(sub) -> None:
         "(default: runs/nb201-DATASET-sSEED)",
     )
     q.add_argument("--json", action="store_true", help="print the tables as JSON")
-    q.set_defaults(run=cmd_benchmark_nb201, width_mult=None, resolution=None, rho=0.3)
+    q.set_defaults(run=cmd_benchmark_nb201)

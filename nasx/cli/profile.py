@@ -1,11 +1,10 @@
-"""`nasx profile`: measured latency tables, and ``--latency-table`` for the commands that cost.
+"""`nasx profile`: parse, call `nasx.jobs.profile`, draw its progress bars and print the table.
 
 ``nasx profile --space S --out LUT.json`` times every distinct block of the space on this JAX
 device, then fits the per-network overhead on a few whole subnets (``--calibrate N``); a killed
 run resumes where it stopped. ``nasx profile --validate LUT.json -n 50`` measures random whole
-subnets and reports predicted against measured latency (Spearman, MAPE). `load_latency_table`
-and `with_latency` give ``nasx cost``, ``sample``, ``search`` and ``solve`` their
-``--latency-table``.
+subnets and reports predicted against measured latency (Spearman, MAPE). ``--latency-table`` of
+the commands that cost is in `nasx.cli._args`.
 """
 
 from __future__ import annotations
@@ -13,62 +12,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import search_spaces
-from nasx.cli._args import (
-    _load,
-    add_latency_argument,
-    emit_json,
-    load_latency_table,
-    parse_bits,
-    with_latency,
-)
-from nasx.errors import NasxError, UnknownSpaceError, UnsupportedSpaceError
-from nasx.hardware.latency import (
-    CLOCKS,
-    LatencyTable,
-    ProfileSettings,
-    attach,
-    describe_block,
-)
-from nasx.space import Arch, SearchSpace
-from search_spaces import make_space
+from nasx.cli._args import _load, emit_json, parse_bits
+from nasx.costs import Block
+from nasx.errors import NasxError
+from nasx.hardware.latency import CLOCKS, LatencyTable, describe_block
+from nasx.jobs.profile import ProfileObserver, ProfileRequest, ValidateRequest, profile_space, validate_table
 
-__all__ = ["add_parsers", "cmd_profile", "load_latency_table", "with_latency", "add_latency_argument"]
+__all__ = ["add_parsers", "cmd_profile"]
 
 
-# --- nasx profile ---------------------------------------------------------------------------------
 class ProfileArgumentError(NasxError, ValueError):
     """`nasx profile` options that do not go together."""
-
-
-def _space(spec: str, bits: tuple[int, ...], width_mult: float) -> SearchSpace:
-    space = make_space(spec, bits)
-    if width_mult != 1.0:
-        if not hasattr(space, "width_mult"):
-            raise UnknownSpaceError(f'space "{spec}" has no width multiplier; drop --width-mult')
-        space = dataclasses.replace(space, width_mult=width_mult)
-    if not hasattr(space, "distinct_blocks"):
-        raise UnsupportedSpaceError(
-            f'space "{space.name}" has no per-block latency model (nasx profile supports mobilenet)'
-        )
-    return space
-
-
-def _sample(space: SearchSpace, n: int, seed: list[int], exclude: set[str]) -> list[Arch]:
-    """`n` distinct random architectures not in `exclude` (bounded effort)."""
-    rng = np.random.default_rng(seed)
-    found: dict[str, Arch] = {}
-    for _ in range(50 * n):
-        if len(found) == n:
-            break
-        arch = space.sample(rng)
-        if arch.fingerprint not in exclude:
-            found.setdefault(arch.fingerprint, arch)
-    return list(found.values())
 
 
 def _progress(err: Console, disable: bool):
@@ -85,73 +42,76 @@ def _progress(err: Console, disable: bool):
     )
 
 
-def _measure(table: LatencyTable, space: SearchSpace, archs: list[Arch], args, err: Console, **kwargs):
-    """`nasx.hardware.profile.calibrate`, or `validate` when given `calibration`, with progress bars."""
-    from nasx.hardware import subnets as profile_subnets
-    from nasx.supernet import build
+class _Bars(ProfileObserver):
+    """Progress bars on stderr: one for the blocks, then one for each whole-subnet timing phase."""
 
-    supernet = build(search_spaces.family(space.name).supernet(), space, seed=args.seed)
-    what = "validate" if "calibration" in kwargs else "calibrate"
-    with _progress(err, args.json) as bar:
-        n = len(archs) + len(kwargs.get("calibration", ()))
-        task = bar.add_task(f"{what}: compiling subnets", total=n, note="")
-        rounds = bar.add_task(f"{what}: timing rounds", total=args.rounds, note="", visible=False)
+    def __init__(self, err: Console, disable: bool, rounds: int) -> None:
+        self.err, self.disable, self.rounds = err, disable, rounds
+        self.bar = None
 
-        def compiled(i: int, n: int) -> None:
-            bar.update(task, completed=i)
-            if i == n:
-                bar.update(rounds, visible=True)
+    def _open(self):
+        self.close()
+        self.bar = _progress(self.err, self.disable)
+        self.bar.start()
+        return self.bar
 
-        hooks = {
-            "rounds": args.rounds,
-            "seed": args.seed,
-            "on_compiled": compiled,
-            "on_round": lambda r, n: bar.update(rounds, completed=r),
-        }
-        run = profile_subnets.validate if what == "validate" else profile_subnets.calibrate
-        return run(table, space, supernet, archs, **hooks, **kwargs)
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def blocks_started(self) -> None:
+        self.blocks = self._open().add_task("blocks x rounds", total=None, note="")
+
+    def block_timed(self, done: int, total: int, block: Block, ms: float | None) -> None:
+        note = "" if ms is None else f"{describe_block(block)[:60]}: {ms:.3f} ms"
+        self.bar.update(self.blocks, completed=done, total=total, note=note)
+
+    def subnets_started(self, phase: str, count: int) -> None:
+        bar = self._open()
+        self.compiling = bar.add_task(f"{phase}: compiling subnets", total=count, note="")
+        self.timing = bar.add_task(f"{phase}: timing rounds", total=self.rounds, note="", visible=False)
+
+    def subnet_compiled(self, done: int, count: int) -> None:
+        self.bar.update(self.compiling, completed=done)
+        if done == count:
+            self.bar.update(self.timing, visible=True)
+
+    def round_timed(self, done: int, rounds: int) -> None:
+        self.bar.update(self.timing, completed=done)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from nasx.hardware.profile import profile_blocks
-
     err = Console(stderr=True)
     if args.validate:
         return _validate(args, err)
     if not args.space:
         raise ProfileArgumentError("nasx profile --out needs --space, the space whose blocks to measure")
-    bits = args.bits or (32,)
-    space = _space(args.space, bits, args.width_mult)
-    spec = f"{space.name}:{space.variant}"
-    settings = ProfileSettings(
-        space=spec,
-        resolution=args.resolution or space.resolution,
+    request = ProfileRequest(
+        space=args.space,
+        out=args.out,
+        resolution=args.resolution,
         batch=args.batch,
+        bits=args.bits,
         width_mult=args.width_mult,
-        bits=tuple(bits),
         warmup=args.warmup,
         repeats=args.repeats,
         clock=args.clock,
+        calibrate=args.calibrate,
+        rounds=args.rounds,
+        seed=args.seed,
     )
-    with _progress(err, args.json) as bar:
-        task = bar.add_task("blocks x rounds", total=None, note="")
-
-        def on_entry(done: int, total: int, block, ms: float | None) -> None:
-            note = "" if ms is None else f"{describe_block(block)[:60]}: {ms:.3f} ms"
-            bar.update(task, completed=done, total=total, note=note)
-
-        table = profile_blocks(
-            space, settings, args.out, rounds=args.rounds, seed=args.seed, on_entry=on_entry
-        )
-    if args.calibrate and table.overhead_ms is None:
-        table = _measure(table, space, _sample(space, args.calibrate, [args.seed, 7], set()), args, err)
-        table.save()
-    summary = _summary(table)
+    bars = _Bars(err, args.json, args.rounds)
+    try:
+        table = profile_space(request, bars)
+    finally:
+        bars.close()
     if args.json:
-        emit_json(summary)
+        emit_json(_summary(table))
         return 0
+    settings = table.settings
     Console().print(
-        f"{len(table.entries)} blocks of {spec} at {settings.resolution} px, batch {settings.batch} on "
+        f"{len(table.entries)} blocks of {settings.space} at {settings.resolution} px, batch {settings.batch} on "
         f"{table.device}: {sum(table.entries.values()):.2f} ms in all; per-network overhead "
         + ("not fitted (--calibrate N)" if table.overhead_ms is None else f"{table.overhead_ms:+.3f} ms")
         + f" -> {table.path}"
@@ -171,18 +131,20 @@ def _summary(table: LatencyTable) -> dict:
 
 
 def _validate(args: argparse.Namespace, err: Console) -> int:
-    table = _load(args.validate)
-    settings = table.settings
-    space = attach(_space(settings.space, settings.bits, settings.width_mult), table, settings.resolution)
-    calibration = _sample(space, args.calibrate, [args.seed, 7], set())
-    exclude = {a.fingerprint for a in calibration} | set((table.calibration or {}).get("fingerprints", ()))
-    archs = _sample(space, args.n, [args.seed, 8], exclude)
-    table, report = _measure(table, space, archs, args, err, calibration=calibration)
-    table.save()
+    table = _load(args.validate)  # a table of another device kind: one `nasx: warning:` line
+    request = ValidateRequest(n=args.n, calibrate=args.calibrate, rounds=args.rounds, seed=args.seed)
+    bars = _Bars(err, args.json, args.rounds)
+    try:
+        validation = validate_table(table, request, bars)
+    finally:
+        bars.close()
+    table, report = validation.table, validation.report
     if args.json:
         emit_json({**_summary(table), **report})
         return 0
-    out = Table(title=f"predicted vs measured latency of {len(archs)} random {settings.space} subnets")
+    out = Table(
+        title=f"predicted vs measured latency of {len(validation.archs)} random {table.settings.space} subnets"
+    )
     for col in ("arch", "predicted ms", "measured ms", "error"):
         out.add_column(col, justify="left" if col == "arch" else "right")
     for row in report["rows"]:

@@ -3,7 +3,8 @@
 `nests(a, b, space)` says whether subnet `a` runs on a part of `b`'s weights (every width, depth
 and kernel choice of `a` at most `b`'s, everything else equal; the space says which choice is
 which through its ``nesting`` rules). `best_chain` picks, among the chains of nested front
-architectures, the one whose points dominate the largest hypervolume (ties: more members).
+architectures, the one whose points dominate the largest hypervolume (ties: more members);
+`choose_chain` does so for a search's front (its architectures and objective values).
 `finetune_sorted` trains the chain's members together, every member's loss each step on the
 shared weights, and `export_sorted` writes the family:
 
@@ -30,6 +31,7 @@ import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +54,12 @@ from nasx.train import make_step
 
 __all__ = [
     "SortedFamilyError",
+    "SortedChain",
     "nests",
     "nesting_matrix",
     "reference_point",
     "best_chain",
+    "choose_chain",
     "finetune_sorted",
     "export_sorted",
     "MAX_CHAINS",
@@ -179,6 +183,83 @@ def best_chain(
         return max(best.values(), key=lambda t: key(*t))[0]
     chains = _maximal_chains(below, order)
     return max(((c, volume(c)) for c in chains), key=lambda t: key(*t))[0]
+
+
+@dataclass(frozen=True)
+class SortedChain:
+    """The chain `choose_chain` picked from a front, and how (the ``chain`` of ``family.json``).
+
+    Attributes:
+      archs: the chain, nested, smallest first.
+      distinct: how many distinct architectures the front had.
+      objectives: the objectives' names, as the search named them.
+      maximize: whether each objective is maximized.
+      reference: the hypervolume's reference point (`reference_point` of the front).
+      hypervolume: what the chain dominates.
+      front_hypervolume: what the whole front dominates.
+      front_indices: the chain's members among the front's distinct architectures.
+    """
+
+    archs: list[Arch]
+    distinct: int
+    objectives: list[str]
+    maximize: list[bool]
+    reference: list[float]
+    hypervolume: float
+    front_hypervolume: float
+    front_indices: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """How the chain was chosen, as JSON (``family.json``'s ``chain``)."""
+        return {
+            "objectives": self.objectives,
+            "maximize": self.maximize,
+            "reference": self.reference,
+            "hypervolume": self.hypervolume,
+            "front_hypervolume": self.front_hypervolume,
+            "front_indices": self.front_indices,
+        }
+
+
+def choose_chain(
+    archs: Sequence[Arch],
+    points: Sequence[Sequence[float]],
+    objectives: Sequence[str],
+    maximize: Sequence[bool],
+    space: SearchSpace,
+) -> SortedChain:
+    """The chain of nested front architectures of most hypervolume (`best_chain`).
+
+    Args:
+      archs: the front's architectures, as architectures of `space` (the supernet's network).
+      points: each architecture's objective values, in the order of `objectives`.
+      objectives: the objectives' names.
+      maximize: whether each objective is maximized.
+      space: the space whose ``nesting`` rules say which architecture nests in which.
+
+    Architectures that are equal in `space` (they differed only in what it lacks, e.g. bits) count
+    once, with the objective values of the first.
+    """
+    distinct: list[Arch] = []
+    values: list[list[float]] = []
+    for arch, point in zip(archs, points, strict=True):
+        if arch not in distinct:
+            distinct.append(arch)
+            values.append([float(v) for v in point])
+    f = np.asarray(values)
+    maximize = list(maximize)
+    reference = reference_point(f, maximize)
+    picked = best_chain(f, nesting_matrix(distinct, space), maximize, reference)
+    return SortedChain(
+        archs=[distinct[i] for i in picked],
+        distinct=len(distinct),
+        objectives=list(objectives),
+        maximize=maximize,
+        reference=reference,
+        hypervolume=hypervolume(f[picked], reference, maximize),
+        front_hypervolume=hypervolume(f, reference, maximize),
+        front_indices=picked,
+    )
 
 
 def _decomposable(f: np.ndarray, below: np.ndarray, maximize: Sequence[bool]) -> bool:

@@ -44,6 +44,7 @@ from typing import Any
 from nasx.costs import LAYER_OPS, Block, Layer
 from nasx.errors import NasxError, UnsupportedSpaceError
 from nasx.space import SearchSpace
+from nasx.space_family import BlockLatencySpace
 
 __all__ = [
     "FORMAT",
@@ -348,10 +349,10 @@ def attach(space: SearchSpace, table: LatencyTable, resolution: int | None = Non
     bits must have an entry; blocks at other bits fail when an architecture uses them.
 
     Raises:
-      UnsupportedSpaceError: the space does not list its blocks (only mobilenet does).
+      UnsupportedSpaceError: the space is no `BlockLatencySpace` (only mobilenet is).
       LatencyTableMissError: the table lacks blocks of the space (another space or resolution).
     """
-    if not hasattr(space, "distinct_blocks") or "latency" not in {f.name for f in dataclasses.fields(space)}:
+    if not isinstance(space, BlockLatencySpace):
         raise UnsupportedSpaceError(
             f'space "{space.name}" has no per-block latency model (latency tables support mobilenet); '
             "drop --latency-table and the latency budget"

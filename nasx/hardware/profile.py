@@ -34,7 +34,7 @@ from nasx.costs import Block, Layer
 from nasx.errors import NasxError
 from nasx.hardware.latency import LatencyTable, LatencyTableMismatchError, ProfileSettings, load_table
 from nasx.nn.layers import ACTIVATIONS, BatchNorm, Conv, Dense, global_avg_pool, hard_sigmoid
-from nasx.space import SearchSpace
+from nasx.space_family import BlockLatencySpace
 
 __all__ = [
     "ProfileClockError",
@@ -166,7 +166,7 @@ def time_ms(program: Program, *, warmup: int, repeats: int) -> dict[str, list[fl
 
 
 def profile_blocks(
-    space: SearchSpace,
+    space: BlockLatencySpace,
     settings: ProfileSettings,
     path: str | Path,
     *,

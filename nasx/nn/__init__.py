@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nasx.nn.conv_bn import ConvBN
 from nasx.nn.layers import (
     ACTIVATIONS,
     BatchNorm,
@@ -29,6 +30,7 @@ __all__ = [
     "BatchNorm",
     "BatchNormContext",
     "Conv",
+    "ConvBN",
     "Dense",
     "SqueezeExcite",
     "Stack",

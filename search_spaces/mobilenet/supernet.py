@@ -31,15 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from nasx.nn.conv_bn import ConvBN
 from nasx.nn.layers import (
     ACTIVATIONS,
-    BatchNorm,
     BatchNormContext,
-    Conv,
     Dense,
     global_avg_pool,
     hard_sigmoid,
-    is_float,
     prefix_mask,
 )
 from nasx.space import Arch
@@ -57,56 +55,6 @@ def _everything(n: int) -> np.ndarray:
 
 def _act(name: str | None, x: jax.Array) -> jax.Array:
     return x if name is None else ACTIVATIONS[name](x)
-
-
-class _ConvBN(nnx.Module):
-    """Conv -> BN (-> act). Every activation maps 0 to 0, so masked channels stay exactly 0."""
-
-    def __init__(self, conv: Conv, bn: BatchNorm, act: str | None) -> None:
-        self.conv, self.bn, self.act = conv, bn, act
-
-    @staticmethod
-    def create(
-        c_in: int,
-        c_out: int,
-        kernel: int,
-        *,
-        stride: int = 1,
-        groups: int = 1,
-        act: str | None,
-        rngs: nnx.Rngs,
-    ) -> _ConvBN:
-        return _ConvBN(
-            Conv(c_in, c_out, kernel, stride=stride, groups=groups, rngs=rngs), BatchNorm(c_out), act
-        )
-
-    def __call__(
-        self,
-        x: jax.Array,
-        ctx: BatchNormContext | None,
-        *,
-        in_mask: jax.Array | None = None,
-        out_mask: jax.Array | None = None,
-        kernel_size: jax.Array | None = None,
-        bits: Bits = None,
-    ) -> jax.Array:
-        # the masked batch norm zeroes the inactive output channels (the conv has no bias)
-        y = self.conv(x, in_mask=in_mask, kernel_size=kernel_size, bits=bits)
-        return _act(self.act, self.bn(y, mask=out_mask, ctx=ctx))
-
-    def sliced(
-        self,
-        n_in: int,
-        n_out: int,
-        stats: Stats,
-        *,
-        kernel_size: int | None = None,
-        bits: int,
-        rngs: nnx.Rngs,
-    ) -> _ConvBN:
-        """The first `n_in` inputs and `n_out` outputs (nested prefixes), centred kernel."""
-        conv = self.conv.sliced(_everything(n_in), _everything(n_out), kernel_size, bits, rngs=rngs)
-        return _ConvBN(conv, self.bn.sliced(_everything(n_out), stats[self.bn.key]), self.act)
 
 
 class _SqueezeExcite(nnx.Module):
@@ -156,10 +104,10 @@ class _MBConv(nnx.Module):
 
     def __init__(
         self,
-        expand: _ConvBN | None,
-        depthwise: _ConvBN,
+        expand: ConvBN | None,
+        depthwise: ConvBN,
         se: _SqueezeExcite | None,
-        project: _ConvBN,
+        project: ConvBN,
         *,
         residual: bool,
         optional_expand: bool = False,
@@ -181,14 +129,14 @@ class _MBConv(nnx.Module):
         rngs: nnx.Rngs,
     ) -> _MBConv:
         mid = c_in * max(expands)
-        expand = _ConvBN.create(c_in, mid, 1, act=act, rngs=rngs) if mid > c_in else None
-        depthwise = _ConvBN.create(mid, mid, kernel, stride=stride, groups=mid, act=act, rngs=rngs)
+        expand = ConvBN.create(c_in, mid, 1, act=act, rngs=rngs) if mid > c_in else None
+        depthwise = ConvBN.create(mid, mid, kernel, stride=stride, groups=mid, act=act, rngs=rngs)
         squeeze = max(squeeze_width(c_in, c_in * e, rule) for e in expands)
         return _MBConv(
             expand,
             depthwise,
             _SqueezeExcite.create(mid, squeeze, rule, rngs=rngs) if se else None,
-            _ConvBN.create(mid, c_out, 1, act=None, rngs=rngs),
+            ConvBN.create(mid, c_out, 1, act=None, rngs=rngs),
             residual=stride == 1 and c_in == c_out,
             optional_expand=expand is not None and 1 in expands,
         )
@@ -220,9 +168,9 @@ class _MBConv(nnx.Module):
         if self.se is not None:
             squeeze_mask = None if squeeze is None else prefix_mask(squeeze, self.se.reduce.out_features)
             h = self.se(h, mask=mid_mask, squeeze_mask=squeeze_mask, on=se, bits=bits)
-        # Mid channels past `mid` are already 0 (masked batch norm, act(0) = 0). A quantized
-        # projection still takes the mask, on its weights, so its scales see only active ones.
-        y = self.project(h, ctx, in_mask=None if is_float(bits) else mid_mask, bits=bits)
+        # Mid channels past `mid` are already 0 (masked batch norm, act(0) = 0): only a quantized
+        # projection uses the mask, on its weights, so its scales see only active ones (`ConvBN`).
+        y = self.project(h, ctx, in_mask=mid_mask, bits=bits)
         return x + y if self.residual else y
 
     def sliced(
@@ -232,10 +180,14 @@ class _MBConv(nnx.Module):
         c_in, c_out = self.in_features, self.project.conv.out_features
         mid = c_in * expand
         return _MBConv(
-            None if expand == 1 else self.expand.sliced(c_in, mid, stats, bits=bits, rngs=rngs),
-            self.depthwise.sliced(mid, mid, stats, kernel_size=kernel, bits=bits, rngs=rngs),
+            None
+            if expand == 1
+            else self.expand.sliced(_everything(c_in), _everything(mid), stats, bits=bits, rngs=rngs),
+            self.depthwise.sliced(
+                _everything(mid), _everything(mid), stats, kernel_size=kernel, bits=bits, rngs=rngs
+            ),
             self.se.sliced(mid, squeeze, bits, rngs=rngs) if se else None,
-            self.project.sliced(mid, c_out, stats, bits=bits, rngs=rngs),
+            self.project.sliced(_everything(mid), _everything(c_out), stats, bits=bits, rngs=rngs),
             residual=self.residual,
         )
 
@@ -243,7 +195,7 @@ class _MBConv(nnx.Module):
 class _Head(nnx.Module):
     """1x1 conv + BN + act, global average pool, optional feature mix (+ act), classifier."""
 
-    def __init__(self, conv: _ConvBN, mix: Dense | None, classifier: Dense) -> None:
+    def __init__(self, conv: ConvBN, mix: Dense | None, classifier: Dense) -> None:
         self.conv, self.mix, self.classifier = conv, mix, classifier
 
     @staticmethod
@@ -252,7 +204,7 @@ class _Head(nnx.Module):
     ) -> _Head:
         mix = Dense(width, mix_width, use_bias=mix_bias, rngs=rngs) if mix_width else None
         return _Head(
-            _ConvBN.create(c_in, width, 1, act=act, rngs=rngs),
+            ConvBN.create(c_in, width, 1, act=act, rngs=rngs),
             mix,
             Dense(mix_width or width, num_classes, rngs=rngs),
         )
@@ -270,7 +222,9 @@ class _Head(nnx.Module):
             mix = mix.sliced(_everything(mix.in_features), _everything(mix.out_features), bits, rngs=rngs)
         c = self.classifier
         return _Head(
-            self.conv.sliced(conv.in_features, conv.out_features, stats, bits=bits, rngs=rngs),
+            self.conv.sliced(
+                _everything(conv.in_features), _everything(conv.out_features), stats, bits=bits, rngs=rngs
+            ),
             mix,
             c.sliced(_everything(c.in_features), _everything(c.out_features), bits, rngs=rngs),
         )
@@ -288,7 +242,7 @@ class MobileNetSupernet(nnx.Module):
     def __init__(self, space: MobileNetSpace, *, rngs: nnx.Rngs, zero_last_gamma: bool = True) -> None:
         self.space = space
         sk = space.scaled
-        self.stem = _ConvBN.create(3, sk.stem_width, 3, stride=sk.stem_stride, act=sk.stem_act, rngs=rngs)
+        self.stem = ConvBN.create(3, sk.stem_width, 3, stride=sk.stem_stride, act=sk.stem_act, rngs=rngs)
         self.first = _MBConv.create(
             sk.stem_width,
             sk.first_width,
@@ -369,7 +323,9 @@ class MobileNetNet(nnx.Module):
         sk = supernet.space.scaled
         stem_bits = arch.get("bits.stem", 32)
         conv = supernet.stem.conv
-        self.stem = supernet.stem.sliced(3, conv.out_features, stats, bits=stem_bits, rngs=rngs)
+        self.stem = supernet.stem.sliced(
+            _everything(3), _everything(conv.out_features), stats, bits=stem_bits, rngs=rngs
+        )
         self.first = supernet.first.sliced(
             expand=1,
             kernel=3,

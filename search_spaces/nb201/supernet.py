@@ -31,8 +31,6 @@ from search_spaces.nb201.spec import CELLS_PER_STAGE, EDGES, OPS, STAGE_CHANNELS
 
 __all__ = ["Nb201Supernet", "Nb201Net"]
 
-_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
-
 
 def _everything(n: int) -> np.ndarray:
     return np.arange(n)

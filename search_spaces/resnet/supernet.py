@@ -37,13 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from nasx.nn.conv_bn import ConvBN
 from nasx.nn.layers import (
-    BatchNorm,
     BatchNormContext,
-    Conv,
     Dense,
     global_avg_pool,
-    is_float,
     max_pool,
     prefix_mask,
     relu,
@@ -144,46 +142,6 @@ def supernet_params(space: ResNetSpace) -> int:
 
 
 # --- modules ------------------------------------------------------------------------------------
-class _ConvBN(nnx.Module):
-    """Conv + BN, the channel mask re-applied after the BN so inactive channels stay 0."""
-
-    def __init__(self, conv: Conv, bn: BatchNorm) -> None:
-        self.conv, self.bn = conv, bn
-
-    @staticmethod
-    def create(c_in: int, c_out: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs) -> _ConvBN:
-        return _ConvBN(Conv(c_in, c_out, kernel, stride=stride, rngs=rngs), BatchNorm(c_out))
-
-    def __call__(
-        self,
-        x: jax.Array,
-        ctx: BatchNormContext | None,
-        *,
-        in_mask: jax.Array | None = None,
-        out_mask: jax.Array | None = None,
-        kernel: jax.Array | None = None,
-        bits: jax.Array | int | None = None,
-    ) -> jax.Array:
-        # Inactive input channels are already 0 (every input is a masked batch norm's output, or
-        # sums of them), so only a quantized conv takes `in_mask`: on its weights, for the scales.
-        # The masked batch norm zeroes the inactive outputs (the conv has no bias).
-        y = self.conv(x, in_mask=None if is_float(bits) else in_mask, kernel_size=kernel, bits=bits)
-        return self.bn(y, mask=out_mask, ctx=ctx)
-
-    def sliced(
-        self,
-        in_index: np.ndarray,
-        out_index: np.ndarray,
-        kernel: int | None,
-        bits: int,
-        stats: Stats,
-        *,
-        rngs: nnx.Rngs,
-    ) -> _ConvBN:
-        conv = self.conv.sliced(in_index, out_index, kernel, bits, rngs=rngs)
-        return _ConvBN(conv, self.bn.sliced(out_index, stats[self.bn.key]))
-
-
 @dataclass(frozen=True)
 class _Widths:
     """Channel masks of one block (None: all channels, in a standalone block)."""
@@ -197,12 +155,12 @@ class _Block(nnx.Module):
     """A residual block (bottleneck or basic) with an optional projection shortcut.
 
     Attributes:
-      convs: the main path, 3 (bottleneck) or 2 (basic) `_ConvBN`.
+      convs: the main path, 3 (bottleneck) or 2 (basic) `ConvBN`.
       projection: the 1x1 conv + BN shortcut, or None for identity.
       pool: whether the projection runs on a 2x2 average pool of the input (deepmad, strided).
     """
 
-    def __init__(self, convs: nnx.List, projection: _ConvBN | None, pool: bool) -> None:
+    def __init__(self, convs: nnx.List, projection: ConvBN | None, pool: bool) -> None:
         self.convs, self.projection, self.pool = convs, projection, pool
 
     @staticmethod
@@ -220,19 +178,19 @@ class _Block(nnx.Module):
     ) -> _Block:
         if block == "bottleneck":
             convs = [
-                _ConvBN.create(c_in, btn, 1, rngs=rngs),
-                _ConvBN.create(btn, btn, kernel, stride, rngs=rngs),
-                _ConvBN.create(btn, c_out, 1, rngs=rngs),
+                ConvBN.create(c_in, btn, 1, rngs=rngs),
+                ConvBN.create(btn, btn, kernel, stride=stride, rngs=rngs),
+                ConvBN.create(btn, c_out, 1, rngs=rngs),
             ]
         else:
             convs = [
-                _ConvBN.create(c_in, c_out, kernel, stride, rngs=rngs),
-                _ConvBN.create(c_out, c_out, kernel, rngs=rngs),
+                ConvBN.create(c_in, c_out, kernel, stride=stride, rngs=rngs),
+                ConvBN.create(c_out, c_out, kernel, rngs=rngs),
             ]
         pool = shortcut == "deepmad" and stride != 1
         proj = None
         if projection:  # deepmad pools first; torchvision strides the 1x1 conv
-            proj = _ConvBN.create(c_in, c_out, 1, 1 if pool else stride, rngs=rngs)
+            proj = ConvBN.create(c_in, c_out, 1, stride=1 if pool else stride, rngs=rngs)
         return _Block(nnx.List(convs), proj, pool)
 
     def __call__(
@@ -250,12 +208,12 @@ class _Block(nnx.Module):
         if len(self.convs) == 3:
             c1, c2, c3 = self.convs
             h = relu(c1(x, ctx, in_mask=w.inputs, out_mask=w.btn, bits=bits))
-            h = relu(c2(h, ctx, in_mask=w.btn, out_mask=w.btn, kernel=kernel, bits=bits))
+            h = relu(c2(h, ctx, in_mask=w.btn, out_mask=w.btn, kernel_size=kernel, bits=bits))
             h = c3(h, ctx, in_mask=w.btn, out_mask=w.out, bits=bits)
         else:
             c1, c2 = self.convs
-            h = relu(c1(x, ctx, in_mask=w.inputs, out_mask=w.out, kernel=kernel, bits=bits))
-            h = c2(h, ctx, in_mask=w.out, out_mask=w.out, kernel=kernel, bits=bits)
+            h = relu(c1(x, ctx, in_mask=w.inputs, out_mask=w.out, kernel_size=kernel, bits=bits))
+            h = c2(h, ctx, in_mask=w.out, out_mask=w.out, kernel_size=kernel, bits=bits)
         if self.projection is None:
             shortcut = _fit(x, h.shape[-1])
         else:
@@ -280,19 +238,19 @@ class _Block(nnx.Module):
         if len(self.convs) == 3:
             c1, c2, c3 = self.convs
             convs = [
-                c1.sliced(in_index, btn_index, None, bits, stats, rngs=rngs),
-                c2.sliced(btn_index, btn_index, kernel, bits, stats, rngs=rngs),
-                c3.sliced(btn_index, out_index, None, bits, stats, rngs=rngs),
+                c1.sliced(in_index, btn_index, stats, bits=bits, rngs=rngs),
+                c2.sliced(btn_index, btn_index, stats, kernel_size=kernel, bits=bits, rngs=rngs),
+                c3.sliced(btn_index, out_index, stats, bits=bits, rngs=rngs),
             ]
         else:
             c1, c2 = self.convs
             convs = [
-                c1.sliced(in_index, out_index, kernel, bits, stats, rngs=rngs),
-                c2.sliced(out_index, out_index, kernel, bits, stats, rngs=rngs),
+                c1.sliced(in_index, out_index, stats, kernel_size=kernel, bits=bits, rngs=rngs),
+                c2.sliced(out_index, out_index, stats, kernel_size=kernel, bits=bits, rngs=rngs),
             ]
         proj = None
         if project:
-            proj = self.projection.sliced(in_index, out_index, None, bits, stats, rngs=rngs)
+            proj = self.projection.sliced(in_index, out_index, stats, bits=bits, rngs=rngs)
         return _Block(nnx.List(convs), proj, self.pool)
 
 
@@ -317,7 +275,7 @@ class ResNetSupernet(nnx.Module):
             )
         sk, plan = space.skeleton, _Plan.of(space)
         self.space, self.plan = space, plan
-        self.stem = _ConvBN.create(3, plan.stem, sk.stem_kernel, sk.stem_stride, rngs=rngs)
+        self.stem = ConvBN.create(3, plan.stem, sk.stem_kernel, stride=sk.stem_stride, rngs=rngs)
         stages, c_in = [], plan.stem
         for stride, depth, shortcut in zip(sk.strides, plan.depths, plan.shortcuts, strict=True):
             blocks = [
@@ -367,7 +325,7 @@ class ResNetSupernet(nnx.Module):
         stats = {k: (np.asarray(m), np.asarray(v)) for k, (m, v) in stats.items()}
         sk, rngs = self.space.skeleton, nnx.Rngs(0)  # every weight is overwritten by the supernet's
         c_in = arch["stem.width"]
-        stem = self.stem.sliced(_first(3), _first(c_in), None, arch.get("bits.stem", 32), stats, rngs=rngs)
+        stem = self.stem.sliced(_first(3), _first(c_in), stats, bits=arch.get("bits.stem", 32), rngs=rngs)
         stages = []
         for i, (stage, stride) in enumerate(zip(self.stages, sk.strides, strict=True), start=1):
             c_out, kernel, bits = arch[f"s{i}.width"], arch[f"s{i}.kernel"], arch.get(f"s{i}.bits", 32)
@@ -392,7 +350,7 @@ class ResNetSupernet(nnx.Module):
 class ResNet(nnx.Module):
     """A standalone ResNet of one architecture, with stored batch-norm statistics; ``model(x)``."""
 
-    def __init__(self, stem: _ConvBN, stages: nnx.List, classifier: Dense, *, maxpool: bool) -> None:
+    def __init__(self, stem: ConvBN, stages: nnx.List, classifier: Dense, *, maxpool: bool) -> None:
         self.stem, self.stages, self.classifier, self.maxpool = stem, stages, classifier, maxpool
 
     def __call__(self, x: jax.Array, ctx: BatchNormContext | None = None) -> jax.Array:

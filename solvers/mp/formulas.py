@@ -1,7 +1,8 @@
 """DeepMAD's formulas on any architecture: the weighted multi-scale entropy and the effectiveness.
 
-`deepmad_score` and `effectiveness` evaluate them on any architecture of the `resnet` and
-`mobilenet` spaces; the programs (`solvers.mp.resnet`, `solvers.mp.mobilenet`) share the per-layer
+`deepmad_score` and `effectiveness` evaluate them on any architecture of a space priced stage by
+stage (`nasx.space_family.StagePricedSpace`: resnet) or block by block (`BlockPricedSpace`:
+mobilenet); the programs (`solvers.mp.resnet`, `solvers.mp.mobilenet`) share the per-layer
 entropy and the conv layers of a block defined here.
 
 The formulas (``shared/reference/deepmad_formulas.md``, TinyNAS's reading of the paper): every conv
@@ -32,6 +33,7 @@ from typing import Any
 from nasx.costs import out_size
 from nasx.errors import UnsupportedSpaceError
 from nasx.space import Arch, SearchSpace, Value
+from nasx.space_family import BlockPricedSpace, StagePricedSpace
 
 __all__ = ["deepmad_score", "effectiveness"]
 
@@ -61,14 +63,9 @@ def _entropy(convs: Sequence[tuple[int, int]]) -> float:
     return sum(0.5 * math.log(c * k * k) for c, k in convs)
 
 
-def _family(space: SearchSpace, what: str) -> str:
-    """``"resnet"`` or ``"mobilenet"``, told by the pricing methods the space offers (duck typing:
-    solvers do not import search_spaces)."""
-    if callable(getattr(space, "stage_terms", None)) and hasattr(space, "skeleton"):
-        return "resnet"
-    if callable(getattr(space, "block_costs", None)) and hasattr(space, "scaled"):
-        return "mobilenet"
-    raise UnsupportedSpaceError(
+def _unsupported(space: SearchSpace, what: str) -> UnsupportedSpaceError:
+    """The error for a space that is neither a `StagePricedSpace` nor a `BlockPricedSpace`."""
+    return UnsupportedSpaceError(
         f'{what}: space "{space.name}" is not supported; use a resnet or mobilenet space'
     )
 
@@ -84,7 +81,7 @@ def _resnet_sides(skeleton: Any, resolution: int) -> list[int]:
     return sides
 
 
-def _resnet_blocks(space: Any, arch: Arch, resolution: int) -> list[_Block]:
+def _resnet_blocks(space: StagePricedSpace, arch: Arch, resolution: int) -> list[_Block]:
     sk = space.skeleton
     sides = _resnet_sides(sk, resolution)
     c_in = arch["stem.width"]
@@ -99,7 +96,7 @@ def _resnet_blocks(space: Any, arch: Arch, resolution: int) -> list[_Block]:
     return blocks
 
 
-def _mobilenet_blocks(space: Any, arch: Arch, resolution: int | None) -> list[_Block]:
+def _mobilenet_blocks(space: BlockPricedSpace, arch: Arch, resolution: int | None) -> list[_Block]:
     sk = space.scaled
     side = out_size(space.input_side(arch, resolution), 3, sk.stem_stride)
     blocks = [_Block(sk.stem_stride, sk.stem_width, side, ((3, 3),))]
@@ -116,9 +113,11 @@ def _mobilenet_blocks(space: Any, arch: Arch, resolution: int | None) -> list[_B
 
 
 def _blocks(space: SearchSpace, arch: Arch, resolution: int | None) -> list[_Block]:
-    if _family(space, "DeepMAD score") == "resnet":
+    if isinstance(space, StagePricedSpace):
         return _resnet_blocks(space, arch, resolution or space.resolution)
-    return _mobilenet_blocks(space, arch, resolution)
+    if isinstance(space, BlockPricedSpace):
+        return _mobilenet_blocks(space, arch, resolution)
+    raise _unsupported(space, "DeepMAD score")
 
 
 def _stages(blocks: list[_Block]) -> list[tuple[int, int, float, int]]:

@@ -155,7 +155,6 @@ class _Setting:
     """Everything a program depends on besides its grid and the rho bound."""
 
     space: Any
-    family: str
     resolution: int
     bits: int
     stage_weights: Sequence[float] | None

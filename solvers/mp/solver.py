@@ -23,10 +23,11 @@ import pulp
 from nasx.budget import Budget
 from nasx.errors import BudgetCostError, UnsupportedSpaceError
 from nasx.space import SearchSpace
+from nasx.space_family import BlockLatencySpace, BlockPricedSpace, StagePricedSpace
 from solvers.mp.cbc import _NoSolution, _run
 from solvers.mp.coarse_to_fine import _coarse_to_fine
 from solvers.mp.diagnose import _infeasible, _time_limit
-from solvers.mp.formulas import _family
+from solvers.mp.formulas import _unsupported
 from solvers.mp.grids import _full_grid, _Rules, _tuples
 from solvers.mp.mobilenet import _mobilenet_model
 from solvers.mp.program import _MODELED, _WORD, _Model, _Setting
@@ -41,14 +42,14 @@ FULL_GRID_MAX_TUPLES = 6000
 _METHODS = ("auto", "full", "coarse-to-fine")
 
 
-def _limits(budget: Budget, space: SearchSpace, family: str) -> dict[str, float]:
+def _limits(budget: Budget, space: SearchSpace) -> dict[str, float]:
     limits = budget.limits()
-    modelled = _MODELED + _latency(space, family)
+    modelled = _MODELED + _latency(space)
     unmodelled = sorted(set(limits) - set(modelled))
     if unmodelled:
         hint = (
             "give a latency table (nasx profile; --latency-table)"
-            if family == "mobilenet" and unmodelled == ["latency_ms"]
+            if isinstance(space, BlockPricedSpace) and unmodelled == ["latency_ms"]
             else "drop it or use evolutionary search"
         )
         raise BudgetCostError(
@@ -58,10 +59,11 @@ def _limits(budget: Budget, space: SearchSpace, family: str) -> dict[str, float]
     return limits
 
 
-def _latency(space: SearchSpace, family: str) -> tuple[str, ...]:
+def _latency(space: SearchSpace) -> tuple[str, ...]:
     """``("latency_ms",)`` for an MBConv space with a latency table: latency is then a sum of
     per-option block latencies plus the fixed parts', a linear constraint (`nasx.hardware.latency`)."""
-    return ("latency_ms",) if family == "mobilenet" and getattr(space, "latency", None) else ()
+    priced = isinstance(space, BlockPricedSpace) and isinstance(space, BlockLatencySpace)
+    return ("latency_ms",) if priced and space.latency is not None else ()
 
 
 def solve(
@@ -113,17 +115,18 @@ def solve(
     deadline = start + time_limit_s
     if method not in _METHODS:
         raise ValueError(f'method "{method}" is not one of {", ".join(_METHODS)}')
-    family = _family(space, "MP solver")
-    limits = _limits(budget, space, family)
+    if not isinstance(space, StagePricedSpace | BlockPricedSpace):
+        raise _unsupported(space, "MP solver")
+    limits = _limits(budget, space)
     if resolution is None:
         resolution = space.resolution
     if bits is None:
         bits = min(space.bits) if "weight_bytes" in limits else max(space.bits)
     if bits not in space.bits:
         raise ValueError(f"bits={bits} is not a bit-width of the space; expected one of {space.bits}")
-    setting = _Setting(space, family, resolution, bits, stage_weights, monotone_widths)
+    setting = _Setting(space, resolution, bits, stage_weights, monotone_widths)
     run = {"limits": limits, "rho_max": rho_max, "solver": solver, "threads": threads}
-    if family == "mobilenet":
+    if not isinstance(space, StagePricedSpace):  # priced block by block: an MBConv space
         if method == "coarse-to-fine":
             raise UnsupportedSpaceError(
                 "MP solver: coarse-to-fine needs a resnet space (mobilenet programs are small)"

@@ -23,7 +23,14 @@ from nasx.cli import main
 from nasx.data import load
 from nasx.export.load import FamilyFolderError
 from nasx.export.slices import MemberSliceError, cuts, member_forward, slice_boxes
-from nasx.export.sorted import SortedFamilyError, best_chain, nesting_matrix, nests, reference_point
+from nasx.export.sorted import (
+    SortedFamilyError,
+    best_chain,
+    choose_chain,
+    nesting_matrix,
+    nests,
+    reference_point,
+)
 from nasx.nn.layers import BatchNorm
 from nasx.pareto import hypervolume
 from nasx.runlog import Evaluation
@@ -149,6 +156,28 @@ def test_a_front_without_nesting_gives_a_chain_of_one() -> None:
 def test_an_empty_front_is_a_clear_error() -> None:
     with pytest.raises(SortedFamilyError, match="front is empty"):
         best_chain(np.zeros((0, 2)), np.zeros((0, 0), bool), [True, False], [0.0, 1.0])
+
+
+def test_choose_chain_counts_equal_archs_once_and_says_how_it_chose() -> None:
+    space = mobilenet.space("cifar", bits=(32,))
+    small, mid, large = nested_chain(space, [0.0, 0.5, 1.0], np.random.default_rng(5))
+    archs = [small, mid, mid, large]  # the second mid is dropped with its objective values
+    points = [[0.5, 1.0], [0.7, 2.0], [0.9, 0.1], [0.8, 3.0]]
+    chain = choose_chain(archs, points, ["acc", "macs"], [True, False], space)
+    distinct = np.array([points[0], points[1], points[3]])
+    reference = reference_point(distinct, [True, False])
+    assert chain.distinct == 3 and chain.archs == [small, mid, large]
+    assert chain.front_indices == best_chain(
+        distinct, nesting_matrix([small, mid, large], space), [True, False], reference
+    )
+    assert chain.to_dict() == {
+        "objectives": ["acc", "macs"],
+        "maximize": [True, False],
+        "reference": reference,
+        "hypervolume": hypervolume(distinct, reference, [True, False]),
+        "front_hypervolume": hypervolume(distinct, reference, [True, False]),
+        "front_indices": [0, 1, 2],
+    }
 
 
 # --- export -----------------------------------------------------------------------------------

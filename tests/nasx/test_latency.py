@@ -201,7 +201,8 @@ def test_a_table_must_cover_the_space() -> None:
 
 
 def test_statistics() -> None:
-    from nasx.hardware.subnets import fit_overhead, mape_percent, spearman
+    from nasx.hardware.subnets import fit_overhead
+    from nasx.stats import mape_percent, spearman
 
     assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

@@ -16,19 +16,17 @@ from nasx.bench.nb201 import (
     QUERIES,
     REA_POPULATION_SIZE,
     REA_SAMPLE_SIZE,
-    ProxyScoreLog,
-    ScoreLogError,
     correlations,
     cost_scores,
     enumerate_archs,
-    kendall_tau_b,
     sample_archs,
     simulate_search,
-    spearman,
 )
 from nasx.bench.nb201_table import Nb201Lookup, Nb201Table, load_table
+from nasx.bench.score_log import ProxyScoreLog, ScoreLogError
 from nasx.errors import DatasetError, NasxError
 from nasx.space import AbstractSearchSpace, Arch, Choice
+from nasx.stats import kendall_tau_b, spearman
 from search_spaces import nb201
 from solvers.evolution import AgingEvolution
 from solvers.random import RandomSearch

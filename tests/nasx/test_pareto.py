@@ -26,6 +26,22 @@ def test_crowding_gives_extremes_infinity() -> None:
     assert np.isinf(d[0]) and np.isinf(d[2]) and d[1] == pytest.approx(2.0)
 
 
+def test_front_and_sort_on_a_hand_made_set_with_ties_and_a_failure() -> None:
+    points = [(1, 2), (2, 1), (0, 0), (2, 2), (None, 5), (2, 2)]
+    assert pareto_front(points, maximize=True).tolist() == [3, 5]  # equal points both stay
+    assert pareto_front(points, maximize=False).tolist() == [2]
+    assert pareto_front(points, maximize=(True, False)).tolist() == [1, 2]
+    fronts = non_dominated_sort(points, maximize=True)
+    assert [f.tolist() for f in fronts] == [[3, 5], [0, 1], [2], [4]]  # the failed point last
+    assert pareto_front(np.zeros((0, 2))).tolist() == []
+
+
+def test_crowding_of_inner_points_sums_normalized_neighbour_gaps() -> None:
+    d = crowding_distance([(0.0, 4.0), (1.0, 3.0), (3.0, 1.0), (4.0, 0.0)], maximize=False)
+    assert np.isinf(d[0]) and np.isinf(d[3])
+    np.testing.assert_allclose(d[1:3], [3 / 4 + 3 / 4, 3 / 4 + 3 / 4])
+
+
 @pytest.mark.parametrize(
     ("points", "reference", "maximize", "expected"),
     [

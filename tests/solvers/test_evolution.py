@@ -10,17 +10,12 @@ import pytest
 
 from nasx.budget import parse_budget
 from nasx.errors import InfeasibleBudgetError
+from nasx.pareto import non_dominated_sort, pareto_front
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201, resnet
-from solvers.evolution import (
-    NSGA2,
-    AgingEvolution,
-    Nsga2State,
-    crowding_distance,
-    non_dominated_sort,
-    pareto_front,
-)
-from solvers.random import RandomSearch, SearchState
+from solvers._state import SearchState
+from solvers.evolution import NSGA2, AgingEvolution, Nsga2State
+from solvers.random import RandomSearch
 
 BUDGET = parse_budget("60M-flops,1MB-size")
 MAXIMIZE = (True, False, False)  # (synthetic accuracy, MACs, weight bytes)
@@ -247,20 +242,3 @@ def test_nsga2_selection_keeps_whole_fronts_best_first() -> None:
         room -= len(members & kept)
         if room == 0:
             break
-
-
-# --- Pareto primitives ------------------------------------------------------------------------
-def test_pareto_front_and_sort_on_a_hand_made_set() -> None:
-    points = [(1, 2), (2, 1), (0, 0), (2, 2), (None, 5), (2, 2)]
-    assert pareto_front(points, maximize=True).tolist() == [3, 5]  # equal points both stay
-    assert pareto_front(points, maximize=False).tolist() == [2]
-    assert pareto_front(points, maximize=(True, False)).tolist() == [1, 2]
-    fronts = non_dominated_sort(points, maximize=True)
-    assert [f.tolist() for f in fronts] == [[3, 5], [0, 1], [2], [4]]  # the failed point last
-    assert pareto_front(np.zeros((0, 2))).tolist() == []
-
-
-def test_crowding_distance_gives_extremes_infinity() -> None:
-    d = crowding_distance([(0.0, 4.0), (1.0, 3.0), (3.0, 1.0), (4.0, 0.0)], maximize=False)
-    assert np.isinf(d[0]) and np.isinf(d[3])
-    np.testing.assert_allclose(d[1:3], [3 / 4 + 3 / 4, 3 / 4 + 3 / 4])

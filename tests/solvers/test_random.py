@@ -13,7 +13,8 @@ from nasx.budget import parse_budget
 from nasx.errors import InfeasibleBudgetError, InvalidArchError
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201
-from solvers.random import RandomSearch, SearchState, sample_unseen
+from solvers._state import SearchState
+from solvers.random import RandomSearch, sample_unseen
 
 BUDGET = parse_budget("60M-flops,1MB-size")
 

@@ -1,0 +1,411 @@
+"""From a search's run folder to models that run: `report`, `export_front` and `predict`.
+
+`report` needs only the run log; `export_front` also the trained supernet the run was scored with
+(``--evaluator supernet:CKPT``), whose weights the exported models are sliced from::
+
+    from nasx.jobs.export import ExportRequest, export_front
+
+    family = export_front(ExportRequest("runs/search", kind="sorted", finetune=50))
+    family.out, [m["test_accuracy"] for m in family.members]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import search_spaces
+from nasx.errors import NasxError, UnsupportedSpaceError
+from nasx.report import Run, front_vs_macs, load_run, markdown, plot
+from nasx.runlog import Evaluation
+from nasx.space import Arch
+
+__all__ = [
+    "KINDS",
+    "ExportError",
+    "PredictInputError",
+    "ReportRequest",
+    "RunReport",
+    "report",
+    "ExportRequest",
+    "ExportedFamily",
+    "export_front",
+    "PredictRequest",
+    "Prediction",
+    "predict",
+]
+
+KINDS = ("standalone", "sorted", "stitched")
+"""What `export_front` ships: standalone models, a sorted family (one checkpoint), a stitched family."""
+
+
+class ExportError(NasxError, ValueError):
+    """A run that cannot be exported (no supernet checkpoint, nothing scored)."""
+
+
+class PredictInputError(NasxError, FileNotFoundError):
+    """Images for `nasx predict` that are missing or not an NHWC float array."""
+
+
+# --- nasx report ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportRequest:
+    """A run folder to report on.
+
+    Attributes:
+      run_dir: an ``--out`` folder of ``nasx search``.
+      out: where to write ``report.png`` and ``report.md`` (``None``: `run_dir`).
+      families: exported family folders (``nasx export --out``) to mark on the plot.
+    """
+
+    run_dir: str | Path
+    out: str | Path | None = None
+    families: Sequence[str | Path] = ()
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What `report` returns: the run, its score-vs-MACs front, the files written and the summary."""
+
+    run: Run
+    front: list[Evaluation]
+    hypervolume: float
+    plot: Path
+    markdown: Path
+    summary: Mapping[str, Any]
+
+
+def report(request: ReportRequest) -> RunReport:
+    """Plot (``report.png``) and tabulate (``report.md``) the score-vs-MACs front of a run.
+
+    Raises:
+      RunFolderError: `request.run_dir` holds no run, or no scored architecture.
+      FamilyFolderError: a folder of `request.families` is not an exported family.
+    """
+    run = load_run(request.run_dir)
+    front, volume = front_vs_macs(run)
+    out = Path(request.out).expanduser() if request.out else run.path
+    out.mkdir(parents=True, exist_ok=True)
+    families = []
+    for folder in request.families:
+        from nasx.export.load import load_family  # imports JAX: only with families to mark
+
+        family = load_family(folder)
+        points = [(m.costs["macs"], m.metrics["test_accuracy"]) for m in family.members]
+        families.append((f"{family.kind} family", points, str(family.folder)))
+    png = plot(run, front, out / "report.png", [(label, points) for label, points, _ in families])
+    md = out / "report.md"
+    md.write_text(
+        f"# {run.config.get('space', '?')}:{run.config.get('variant', '?')} under {run.config.get('budget', '?')}\n\n"
+        f"{len(run.evaluations)} evaluated ({len(run.scored)} scored), {len(front)} on the "
+        f"{run.score_name}-vs-MACs front (hypervolume {volume:.4g}).\n\n![front](report.png)\n\n"
+        + markdown(run, front)
+    )
+    summary = {
+        "run_dir": str(run.path),
+        "evaluated": len(run.evaluations),
+        "scored": len(run.scored),
+        "hypervolume": volume,
+        "front": [{"fingerprint": e.arch.fingerprint, "score": e.objectives[0], **e.costs} for e in front],
+        "families": [{"label": label, "folder": f, "points": points} for label, points, f in families],
+        "plot": str(png),
+        "markdown": str(md),
+    }
+    return RunReport(run, front, volume, png, md, summary)
+
+
+# --- nasx export ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportRequest:
+    """A supernet-scored run's front to ship, and how.
+
+    Attributes:
+      run_dir: an ``--out`` folder of ``nasx search --evaluator supernet:CKPT``.
+      kind: one of `KINDS`.
+      top: standalone: front members to export, best first.
+      finetune: steps of fine-tuning: each standalone model on its own, or the sorted chain together.
+      anchors: stitched: anchors from the front (2-4).
+      stitch_steps: stitched: training steps of the stitching layers.
+      reverse: stitched: also stitch each larger anchor's front into the smaller one's back.
+      out: the output folder (``None``: ``RUN_DIR/export``).
+    """
+
+    run_dir: str | Path
+    kind: str = "standalone"
+    top: int = 3
+    finetune: int = 0
+    anchors: int = 2
+    stitch_steps: int = 100
+    reverse: bool = False
+    out: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class ExportedFamily:
+    """What `export_front` wrote.
+
+    Attributes:
+      out: the output folder (holding ``family.json``).
+      kind: one of `KINDS`.
+      members: one dict per exported model (``folder``, ``fingerprint``, ``test_accuracy``, ...).
+      manifest: ``family.json`` as written.
+    """
+
+    out: Path
+    kind: str
+    members: list[dict[str, Any]]
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A run's front and the trained supernet its scores came from."""
+
+    run: Run
+    network: Any
+    supernet: Any
+    params: Any
+    meta: dict
+    data: Any
+    front: list[dict]
+    out: Path
+
+    @property
+    def batch_size(self) -> int:
+        return self.meta.get("config", {}).get("batch_size", 64)
+
+    @property
+    def seed(self) -> int:
+        return self.meta.get("config", {}).get("seed", 0)
+
+    def arch(self, entry: Mapping[str, Any]) -> Arch:
+        """A front entry's architecture as an architecture of the supernet's network."""
+        from nasx.evaluators import project
+
+        return project(Arch(entry["arch"]), self.network)
+
+    def archs(self) -> list[Arch]:
+        """The front's architectures as architectures of the supernet's network."""
+        return [self.arch(entry) for entry in self.front]
+
+
+def export_front(
+    request: ExportRequest,
+    *,
+    on_member: Callable[[int, int, Arch, Path], None] | None = None,
+    on_chain: Callable[[int, int], None] | None = None,
+) -> ExportedFamily:
+    """Ship the Pareto front of a supernet-scored search (`request.kind` of `KINDS`).
+
+    Args:
+      request: the run and what to ship.
+      on_member: standalone: called before each model is exported, with (rank, count, arch, folder).
+      on_chain: sorted: called once the chain is chosen, with (chain length, distinct front archs).
+
+    Raises:
+      ExportError: the run was not scored with a trained supernet, or its front is empty.
+      SortedFamilyError, StitchAnchorsError, UnsupportedSpaceError: the front or space cannot make
+        the family asked for.
+    """
+    if request.kind not in KINDS:
+        raise ExportError(f'export family "{request.kind}": expected one of {", ".join(KINDS)}')
+    from nasx.jobs.trained import load_supernet
+
+    run = load_run(request.run_dir)
+    spec = run.config.get("evaluator", "")
+    if not spec.startswith("supernet:"):
+        raise ExportError(
+            f'run "{run.path}" was scored with "{spec}", not a trained supernet, so it has no weights to export; '
+            "train one (nasx train-supernet) and search with --evaluator supernet:DIR"
+        )
+    network, supernet, params, meta, data = load_supernet(spec.partition(":")[2], run.config.get("space"))
+    front_path = run.path / "front.json"
+    front = json.loads(front_path.read_text()) if front_path.exists() else []
+    if not front:
+        raise ExportError(f'run "{run.path}" has an empty Pareto front (front.json); nothing to export')
+    out = Path(request.out or run.path / "export").expanduser().resolve()
+    source = _Source(run, network, supernet, params, meta, data, front, out)
+    if request.kind == "sorted":
+        return _sorted(source, request, on_chain)
+    if request.kind == "stitched":
+        return _stitched(source, request)
+    return _standalone(source, request, on_member)
+
+
+def _standalone(
+    source: _Source, request: ExportRequest, on_member: Callable[[int, int, Arch, Path], None] | None
+) -> ExportedFamily:
+    """Each of the front's first `request.top` architectures as a model of its own."""
+    from nasx.export.standalone import export_standalone
+
+    rows = []
+    count = min(request.top, len(source.front))
+    for rank, entry in enumerate(source.front[: request.top], 1):
+        arch = source.arch(entry)
+        folder = source.out / f"{rank:02d}-{arch.fingerprint}"
+        if on_member is not None:
+            on_member(rank, count, arch, folder)
+        metrics = export_standalone(
+            source.supernet,
+            source.params,
+            source.network,
+            arch,
+            source.data,
+            folder,
+            meta={"run_dir": str(source.run.path), "supernet": source.meta["folder"]},
+            finetune_steps=request.finetune,
+            batch_size=source.batch_size,
+            seed=source.seed,
+        )
+        rows.append(
+            {"folder": str(folder), "fingerprint": arch.fingerprint, **metrics, "search_entry": entry}
+        )
+    manifest = {"family": "standalone", "members": rows}
+    (source.out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return ExportedFamily(source.out, "standalone", rows, manifest)
+
+
+def _sorted(
+    source: _Source, request: ExportRequest, on_chain: Callable[[int, int], None] | None
+) -> ExportedFamily:
+    """The front's chain of nested archs of most hypervolume, fine-tuned together, one checkpoint."""
+    from nasx.export.sorted import choose_chain, export_sorted, finetune_sorted
+    from nasx.search import COST_OBJECTIVES
+
+    points = [entry["objectives"] for entry in source.front]
+    names = source.run.config.get("objectives") or [f"objective {k}" for k in range(len(points[0]))]
+    maximize = [name not in COST_OBJECTIVES for name in names]
+    chain = choose_chain(source.archs(), points, names, maximize, source.network)
+    if on_chain is not None:
+        on_chain(len(chain.archs), chain.distinct)
+    params, history = finetune_sorted(
+        source.supernet,
+        source.params,
+        source.network,
+        chain.archs,
+        source.data,
+        request.finetune,
+        batch_size=source.batch_size,
+        seed=source.seed,
+    )
+    manifest = export_sorted(
+        source.supernet,
+        params,
+        source.network,
+        chain.archs,
+        source.data,
+        source.out,
+        meta={
+            "run_dir": str(source.run.path),
+            "supernet": source.meta["folder"],
+            "finetune_steps": request.finetune,
+            "chain": chain.to_dict(),
+            "finetune": history,
+        },
+    )
+    rows = [{**m, "folder": str(source.out / m["folder"])} for m in manifest["members"]]
+    return ExportedFamily(source.out, "sorted", rows, manifest)
+
+
+def _stitched(source: _Source, request: ExportRequest) -> ExportedFamily:
+    """Anchors of different sizes from the front, least-squares stitches, the Pareto stitches."""
+    from nasx.export.stitched import build_stitched, export_stitched, select_anchors, train_stitches
+
+    network = source.network
+    stages = search_spaces.family(network.name).stages
+    if stages is None:
+        staged = [f.name for f in search_spaces.FAMILIES.values() if f.stages is not None]
+        raise UnsupportedSpaceError(
+            f'space "{network.name}" cannot be stitched (no stage boundaries); use one of {", ".join(staged)}'
+        )
+    anchors = select_anchors(source.archs(), network, request.anchors)
+    batch, seed = source.batch_size, source.seed
+    net = build_stitched(
+        source.supernet,
+        source.params,
+        network,
+        stages()(network),
+        anchors,
+        source.data,
+        batch_size=batch,
+        seed=seed,
+        reverse=request.reverse,
+    )
+    history = train_stitches(net, source.data, request.stitch_steps, batch_size=batch, seed=seed)
+    manifest = export_stitched(
+        net,
+        network,
+        source.data,
+        source.out,
+        batch_size=batch,
+        meta={
+            "run_dir": str(source.run.path),
+            "supernet": source.meta["folder"],
+            "stitch_steps": request.stitch_steps,
+            "reverse": request.reverse,
+            "stitch_loss": history,
+        },
+    )
+    rows = [{**m, "folder": str(source.out / m["folder"])} for m in manifest["members"]]
+    return ExportedFamily(source.out, "stitched", rows, manifest)
+
+
+# --- nasx predict ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PredictRequest:
+    """Images to classify with an exported model.
+
+    Attributes:
+      model_dir: a model folder written by ``nasx export``, or a family folder (``family.json``).
+      input: a ``.npy`` array of NHWC float32 images (or one HWC image), normalized as in training.
+      member: with a family folder, the member to run.
+    """
+
+    model_dir: str | Path
+    input: str | Path
+    member: int = 0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Each image's predicted class and logits."""
+
+    classes: np.ndarray
+    logits: np.ndarray
+
+
+def predict(request: PredictRequest) -> Prediction:
+    """Run an exported model (or a family's member) on the images of `request.input`.
+
+    Raises:
+      ModelFolderError, FamilyFolderError: `request.model_dir` holds no exported model or family.
+      PredictInputError: the images are missing, not NHWC, or do not fit the model.
+    """
+    from nasx.export.standalone import load_model
+
+    if (Path(request.model_dir).expanduser() / "family.json").exists():
+        from nasx.export.load import load_family
+
+        model = load_family(request.model_dir).model(request.member)
+    else:
+        model = load_model(request.model_dir)
+    path = Path(request.input).expanduser()
+    if not path.exists():
+        raise PredictInputError(f'input "{path}" does not exist; give a .npy array of NHWC float32 images')
+    images = np.load(path)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise PredictInputError(
+            f'input "{path}" has shape {images.shape}; expected NHWC images (or one HWC image)'
+        )
+    try:
+        logits = model(images.astype(np.float32))
+    except Exception as e:
+        raise PredictInputError(f'input "{path}" of shape {images.shape} does not fit the model: {e}') from e
+    return Prediction(logits.argmax(-1), logits)

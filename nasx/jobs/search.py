@@ -1,0 +1,399 @@
+"""`run_search`: a search into a run folder, the job behind ``nasx search``.
+
+A `SearchRequest` holds everything the command takes; `run_search` resolves the space (a family
+spec, or the network of a ``supernet:CKPT`` evaluator), builds the evaluator and the strategy,
+runs the search (in this process or on Ray) and writes the run folder (`nasx.run_folder`):
+``config.json``, ``runlog.jsonl``, ``front/``, ``front.json``, ``best.json``, ``summary.json``.
+With ``strategy="mp"`` the architecture comes from DeepMAD's mathematical program instead.
+
+Example::
+
+    from nasx.jobs.search import SearchRequest, run_search
+
+    done = run_search(SearchRequest("nb201", "100M-flops", evaluations=16, seed=3, out="/tmp/run"))
+    done.summary["best"], done.summary["score"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+import search_spaces
+from nasx import run_folder
+from nasx.budget import Budget, parse_budget, sample_admitted
+from nasx.errors import NasxError, RunFolderError
+from nasx.hardware.latency import LatencyTable, attach
+from nasx.jobs.cluster import RaySettings, search_on_ray
+from nasx.jobs.evaluators import BuiltEvaluator, EvaluatorSettings, build_evaluator, default_rho
+from nasx.jobs.latency import table_settings
+from nasx.jobs.strategies import STRATEGIES, build_strategy, check_strategy, resolve_objectives
+from nasx.runlog import Evaluation
+from nasx.search import Objective, SearchResult, search
+from nasx.space import SearchSpace
+from solvers.fill import Filled
+
+__all__ = [
+    "STRATEGIES",
+    "SearchRequest",
+    "SearchEvent",
+    "CompletedSearch",
+    "SearchFailedError",
+    "run_search",
+]
+
+log = logging.getLogger(__name__)
+
+
+class SearchFailedError(NasxError, RuntimeError):
+    """Every evaluation of a search failed."""
+
+
+@runtime_checkable
+class QuantizedSpace(Protocol):
+    """A space whose weight bit-widths are a choice (``bits``; ``(32,)`` for float only)."""
+
+    bits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything ``nasx search`` takes, as plain values.
+
+    Attributes:
+      space: the family spec (``nasnet``, ``nasnet:cifar``).
+      budget: a `Budget`, or its text (``600M-flops,5M-params``).
+      strategy: one of `STRATEGIES`.
+      evaluator: proxies/analytic scores (comma-separated), ``supernet:CKPT_DIR`` or
+        ``train:STEPS``; None: the family's ``default_evaluator``.
+      objectives: score names (``acc``/``score``: the evaluator's first) and costs; None: the
+        first score, with ``macs`` added for nsga2.
+      population: population size of evolution and NSGA-II.
+      evaluations: architectures to evaluate in all (including resumed ones).
+      batch_size: architectures asked and scored per call.
+      seed: the strategy's (and the evaluator's) seed.
+      out: the run folder; None: a fresh ``runs/SPACE-BUDGET-STRATEGY-sSEED``.
+      resume: continue the run in `out`.
+      bits: weight bit-widths to search (None: 32 only; with ``supernet:CKPT``, the checkpoint's).
+      resolution: px at which costs apply (None: the space's, or the latency table's).
+      data, proxy_batch, width_mult: the evaluator's (`EvaluatorSettings`).
+      rho: DeepMAD's effectiveness bound (None: the family's ``default_rho``).
+      time_limit: seconds of the MP solver (``mp``).
+      ray: run the evaluations on Ray (`RaySettings`); None: in this process.
+      latency_table: path of a latency table (recorded in ``config.json``); loaded unless
+        `latency` is given.
+      latency: the loaded table of `latency_table`.
+      top: rows of the result table (`CompletedSearch.top`).
+    """
+
+    space: str
+    budget: Budget | str
+    strategy: str = "evolution"
+    evaluator: str | None = None
+    objectives: tuple[str, ...] | None = None
+    population: int = 32
+    evaluations: int = 256
+    batch_size: int = 16
+    seed: int = 0
+    out: str | Path | None = None
+    resume: bool = False
+    bits: tuple[int, ...] | None = None
+    resolution: int | None = None
+    data: str = "digits"
+    proxy_batch: int | None = None
+    width_mult: float | None = None
+    rho: float | None = None
+    time_limit: float = 60.0
+    ray: RaySettings | None = None
+    latency_table: str | None = None
+    latency: LatencyTable | None = None
+    top: int = 5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, str):
+            object.__setattr__(self, "budget", parse_budget(self.budget))
+        if self.objectives is not None and not isinstance(self.objectives, tuple):
+            object.__setattr__(self, "objectives", tuple(self.objectives))
+
+    def evaluator_settings(self) -> EvaluatorSettings:
+        """The settings the evaluator is built from."""
+        return EvaluatorSettings(
+            data=self.data,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            proxy_batch=self.proxy_batch,
+            width_mult=self.width_mult,
+            rho=self.rho,
+            resolution=self.resolution,
+        )
+
+
+@dataclass(frozen=True)
+class SearchEvent:
+    """A stage `run_search` reached: ``solving`` (MP), ``preparing`` (the evaluator) or
+    ``searching`` (the loop starts: the evaluator is built and the run folder configured)."""
+
+    stage: Literal["solving", "preparing", "searching"]
+    space: SearchSpace
+    budget: Budget
+    strategy: str
+    evaluator: str
+    evaluations: int = 0
+    description: str = ""
+    run_dir: Path | None = None
+    objectives: tuple[Objective, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The event as one line for a person."""
+        where = f"{self.space.name}:{self.space.variant} under {self.budget}"
+        if self.stage == "solving":
+            return f"solving DeepMAD's program for {where} (CBC) ..."
+        if self.stage == "preparing":
+            return f"preparing the evaluator ({self.evaluator}) ..."
+        return (
+            f"searching {where} with {self.strategy} "
+            f"({self.evaluations} evaluations, {self.description}) -> {self.run_dir}"
+        )
+
+
+@dataclass(frozen=True)
+class CompletedSearch:
+    """What `run_search` wrote and found.
+
+    Attributes:
+      summary: the content of ``summary.json``.
+      config: the content of ``config.json``.
+      result: every evaluation, the objectives, the front and the best (`nasx.search.SearchResult`).
+      space: the searched space (costs are its own).
+      budget: the budget searched under.
+      seconds: wall-clock seconds from the evaluator's preparation (or the solve) to the end.
+      top: the best distinct architectures by the first objective (at most `SearchRequest.top`).
+    """
+
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    result: SearchResult
+    space: SearchSpace
+    budget: Budget
+    seconds: float
+    top: tuple[Evaluation, ...]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.summary["run_dir"])
+
+
+def run_search(
+    request: SearchRequest,
+    *,
+    on_batch: Callable[[int, list[Evaluation]], None] | None = None,
+    on_event: Callable[[SearchEvent], None] | None = None,
+) -> CompletedSearch:
+    """Run the search `request` describes into its run folder.
+
+    Args:
+      request: what to search, how, and where to write it.
+      on_batch: called after each batch with the number done and the batch's evaluations.
+      on_event: called at each stage (`SearchEvent`); by default the event is logged.
+
+    Raises:
+      RunFolderError: the folder holds another run (and `resume` is off), or a resumed run's
+        configuration differs.
+      SearchFailedError: no architecture was scored successfully.
+      NasxError: any other invalid request (unknown space, evaluator, objective, strategy; a
+        budget no architecture meets).
+    """
+    notify = on_event or (lambda event: log.info("%s", event.message))
+    check_strategy(request.strategy)
+    table, resolution, bits = table_settings(
+        request.latency_table, request.latency, request.resolution, request.bits
+    )
+    request = dataclasses.replace(request, latency=table, resolution=resolution, bits=bits)
+    space = _space(request)
+    budget = request.budget
+    assert isinstance(budget, Budget)
+    rho = default_rho(space.name, request.rho)
+    if request.resume and not request.out:
+        raise RunFolderError("--resume needs --out RUN_DIR, the folder of the run to continue")
+    folder = run_folder.run_dir(request.out, request.space, budget, request.strategy, request.seed)
+    run_folder.check_fresh(folder, request.resume)
+    # fail fast on a budget nothing meets (and on costs the space cannot measure)
+    sample_admitted(space, budget, np.random.default_rng(request.seed), 1, resolution=resolution)
+    t0 = time.perf_counter()
+    if request.strategy == "mp":
+        return _search_mp(request, space, budget, rho, folder, notify, t0)
+    family = search_spaces.family(space.name)
+    spec = request.evaluator or family.default_evaluator
+    event = SearchEvent("preparing", space, budget, request.strategy, spec, request.evaluations)
+    notify(event)
+    settings = dataclasses.replace(request.evaluator_settings(), rho=rho)
+    evaluator = build_evaluator(spec, space, settings)
+    objectives = resolve_objectives(request.objectives, request.strategy, evaluator.names)
+    strategy = build_strategy(
+        request.strategy,
+        space,
+        budget,
+        [o.maximize for o in objectives],
+        population=request.population,
+        resolution=request.resolution,
+    )
+    fill = family.macro_choices if len(objectives) == 1 else ()
+    if fill:  # one objective: every cell is scaled to use the budget (a Pareto search keeps N, F free)
+        strategy = Filled(strategy, space, budget, fill, resolution)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = _config(request, space, budget, spec, evaluator, fill, objectives)
+    run_folder.check_config(folder, config, request.resume)
+    run_folder.write_config(folder, config)
+    notify(
+        dataclasses.replace(
+            event, stage="searching", description=evaluator.description, run_dir=folder, objectives=objectives
+        )
+    )
+    if request.ray is not None:
+        result = search_on_ray(
+            space,
+            strategy,
+            objectives,
+            evaluator=spec,
+            settings=settings,
+            ray=request.ray,
+            evaluations=request.evaluations,
+            batch_size=request.batch_size,
+            seed=request.seed,
+            budget=budget,
+            resolution=resolution,
+            run_dir=folder,
+            resume=request.resume,
+            on_batch=on_batch,
+        )
+    else:
+        result = search(
+            space,
+            strategy,
+            evaluator.evaluate,
+            objectives,
+            evaluations=request.evaluations,
+            batch_size=request.batch_size,
+            seed=request.seed,
+            budget=budget,
+            resolution=resolution,
+            run_dir=folder,
+            resume=request.resume,
+            on_batch=on_batch,
+        )
+    return _complete(request, space, budget, result, config, t0)
+
+
+def _space(request: SearchRequest) -> SearchSpace:
+    """The searched space: the checkpoint's network with ``supernet:CKPT``, else the family's
+    (float unless `bits` are given: proxies and analytic scores cannot see quantization)."""
+    if request.evaluator and request.evaluator.startswith("supernet:"):
+        from nasx.jobs.trained import checkpoint_space
+
+        space = checkpoint_space(request.evaluator.partition(":")[2], request.space, request.bits)
+    else:
+        space = search_spaces.make_space(request.space, request.bits or (32,))
+    return space if request.latency is None else attach(space, request.latency, request.resolution)
+
+
+def _config(
+    request: SearchRequest,
+    space: SearchSpace,
+    budget: Budget,
+    spec: str,
+    evaluator: BuiltEvaluator,
+    fill: tuple[str, ...],
+    objectives: tuple[Objective, ...],
+) -> dict[str, Any]:
+    return {
+        "space": space.name,
+        "variant": space.variant,
+        "bits": list(space.bits) if isinstance(space, QuantizedSpace) else None,
+        "budget": str(budget),
+        "strategy": request.strategy,
+        "evaluator": spec,
+        "evaluator_description": evaluator.description,
+        "filled_choices": list(fill),
+        "objectives": [o.name for o in objectives],
+        "population": request.population,
+        "evaluations": request.evaluations,
+        "batch_size": request.batch_size,
+        "seed": request.seed,
+        "resolution": request.resolution,
+        "data": request.data,
+        "latency_table": request.latency_table,
+    }
+
+
+def _search_mp(
+    request: SearchRequest,
+    space: SearchSpace,
+    budget: Budget,
+    rho: float,
+    folder: Path,
+    notify: Callable[[SearchEvent], None],
+    t0: float,
+) -> CompletedSearch:
+    from nasx.evaluators import analytic
+    from solvers.mp import solve
+    from solvers.mp.strategy import Solved
+
+    notify(SearchEvent("solving", space, budget, "mp", "entropy"))
+    solved = solve(space, budget, rho_max=rho, resolution=request.resolution, time_limit_s=request.time_limit)
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "space": space.name,
+        "variant": space.variant,
+        "budget": str(budget),
+        "strategy": "mp",
+        "evaluator": "entropy",
+        "objectives": ["entropy"],
+        "rho": rho,
+        "seed": request.seed,
+    }
+    run_folder.write_config(folder, config)
+    scores = analytic({"entropy": lambda a: solved.score})
+    result = search(
+        space,
+        Solved(solved),
+        scores,
+        ("entropy",),
+        evaluations=1,
+        run_dir=folder,
+        resolution=request.resolution,
+    )
+    config["solver"] = {
+        "status": solved.status,
+        "optimal": solved.optimal,
+        "gap": solved.gap,
+        "solve_s": solved.solve_s,
+    }
+    run_folder.write_config(folder, config)
+    return _complete(request, space, budget, result, config, t0)
+
+
+def _complete(
+    request: SearchRequest,
+    space: SearchSpace,
+    budget: Budget,
+    result: SearchResult,
+    config: dict[str, Any],
+    t0: float,
+) -> CompletedSearch:
+    if result.best is None:
+        raise SearchFailedError(
+            f"no architecture was scored successfully ({len(result.evaluations)} evaluated); "
+            f"see {result.run_dir}/runlog.jsonl"
+        )
+    seconds = time.perf_counter() - t0
+    summary = run_folder.write_results(space, result, config, seconds)
+    top = tuple(run_folder.top(result, request.top))
+    return CompletedSearch(summary, config, result, space, budget, seconds, top)
