@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from nasx.budget import parse_budget  # noqa: E402
 from nasx.hardware.latency import ProfileSettings  # noqa: E402
 from nasx.hardware.profile import profile_blocks  # noqa: E402
-from nasx.hardware.subnets import fit_overhead, mape_percent, measure_programs, spearman, subnet_program  # noqa: E402
+from nasx.hardware.subnets import fit_overhead, measure_programs, subnet_program  # noqa: E402
+from nasx.stats import mape_percent, spearman  # noqa: E402
 from nasx.supernet import build  # noqa: E402
 from search_spaces import mobilenet  # noqa: E402
 from search_spaces.mobilenet.supernet import MobileNetSupernet  # noqa: E402

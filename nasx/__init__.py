@@ -1,6 +1,7 @@
 """nasx: neural architecture search and compression on JAX.
 
-The data layer (spaces, costs, budgets) imports no JAX; see DESIGN.md for the layout.
+The data layer (spaces, costs, budgets) imports no JAX. Every job the CLI runs is a library call
+(`nasx.jobs`, also reachable as ``nasx.run_search`` etc.); see the README's "Layout".
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from nasx.errors import (
     UnknownSpaceError,
 )
 from nasx.space import AbstractSearchSpace, Arch, Choice, Preset, SearchSpace
-
-__version__ = "0.1.0"
+from nasx.version import __version__ as __version__
 
 __all__ = [
     "AbstractSearchSpace",
@@ -46,10 +46,42 @@ __all__ = [
 ]
 
 
+_JOBS = frozenset(
+    [
+        "run_search",
+        "SearchRequest",
+        "solve",
+        "SolveRequest",
+        "sweep",
+        "SweepRequest",
+        "train_supernet",
+        "TrainRequest",
+        "report_run",
+        "ReportRequest",
+        "export_front",
+        "ExportRequest",
+        "predict",
+        "PredictRequest",
+        "profile_space",
+        "ProfileRequest",
+        "validate_table",
+        "ValidateRequest",
+        "benchmark_nb201",
+        "Nb201Request",
+    ]
+)
+"""The job functions and their requests, re-exported from `nasx.jobs` on first use."""
+
+
 def __getattr__(name: str):
-    """`load_family` on first use: it imports JAX, which the data layer above must not."""
+    """`load_family` and the jobs (`nasx.jobs`: ``nasx.run_search`` etc.) on first use, so that
+    ``import nasx`` stays as light as the data layer it re-exports."""
     if name == "load_family":
         from nasx.export.load import load_family
 
         return load_family
+    if name in _JOBS:
+        import nasx.jobs
+
+        return getattr(nasx.jobs, name)
     raise AttributeError(f"module 'nasx' has no attribute {name!r}")

@@ -27,6 +27,8 @@ __all__ = [
     "BlockLatencySpace",
     "StagePricedSpace",
     "BlockPricedSpace",
+    "NestedSpace",
+    "QuantizedSpace",
     "with_classes",
 ]
 
@@ -101,6 +103,23 @@ class BlockPricedSpace(Protocol):
         resolution: int | None = None,
         bits: int = 32,
     ) -> Costs: ...
+
+
+@runtime_checkable
+class NestedSpace(Protocol):
+    """A space whose subnets nest (SortedNet): ``nesting`` maps choices to ``"prefix"`` (a smaller
+    value runs on a part of a larger one's weights) or ``"any"`` (the weights do not depend on it);
+    choices it does not list (bits, ops) must be equal (`nasx.export.sorted.nests`)."""
+
+    @property
+    def nesting(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class QuantizedSpace(Protocol):
+    """A space whose weight bit-widths are a choice (``bits``; ``(32,)`` for float only)."""
+
+    bits: tuple[int, ...]
 
 
 def with_classes(space: SearchSpace, num_classes: int) -> SearchSpace:

@@ -22,6 +22,7 @@ DATA = (
     "nasx.stats",
     "nasx.errors",
     "nasx.space_family",
+    "nasx.version",
 )
 """Data-layer modules of nasx; with them: every family's spec modules and all of ``solvers``."""
 FAMILY_DATA = ("spec", "skeletons", "blocks")
@@ -46,7 +47,9 @@ def layer(module: str) -> str:
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph(*PACKAGES, include_external_packages=True, exclude_type_checking_imports=True)
+    return grimp.build_graph(
+        *PACKAGES, include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    )
 
 
 def _first_party(graph: grimp.ImportGraph) -> list[str]:
@@ -152,10 +155,21 @@ def test_only_the_cli_package_knows_every_command(graph: grimp.ImportGraph) -> N
 
 def test_the_checks_catch_violations() -> None:
     """The checks above fail on a deliberate violation (an engine module importing the CLI, a cycle)."""
-    graph = grimp.build_graph(*PACKAGES, include_external_packages=True, exclude_type_checking_imports=True)
+    graph = grimp.build_graph(
+        *PACKAGES, include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    )
     graph.add_import(importer="nasx.supernet", imported="nasx.cli.search")
     graph.add_import(importer="nasx.costs", imported="nasx.budget")  # budget imports costs: a cycle
     assert any(v.startswith("nasx.supernet (engine) -> nasx.cli.search (cli)") for v in upward_imports(graph))
     assert ["nasx.budget", "nasx.costs"] in [c for c in cycles(graph) if len(c) == 2] or any(
         {"nasx.budget", "nasx.costs"} <= set(c) for c in cycles(graph)
     )
+
+
+def test_the_package_reexports_every_job() -> None:
+    """``nasx.run_search`` etc.: the lazy names of `nasx` are exactly `nasx.jobs.__all__`."""
+    import nasx
+    import nasx.jobs
+
+    assert set(nasx.jobs.__all__) == nasx._JOBS
+    assert all(getattr(nasx, name) is getattr(nasx.jobs, name) for name in nasx.jobs.__all__)

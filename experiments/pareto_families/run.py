@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from nasx import load_family  # noqa: E402
 from nasx.data import load  # noqa: E402
-from nasx.jobs.export import ExportRequest, ReportRequest, export_front, report  # noqa: E402
+from nasx.jobs.export import ExportRequest, export_front  # noqa: E402
+from nasx.jobs.report import ReportRequest, report_run  # noqa: E402
 from nasx.jobs.search import SearchRequest, run_search  # noqa: E402
 from nasx.jobs.train import TrainRequest, train_supernet  # noqa: E402
 
@@ -127,7 +128,7 @@ def main() -> None:
     )
     families = (sorted_family.out, stitched.out)
     announce(f"report {search} --out {out / 'report'} --family {families[0]} --family {families[1]}")
-    report(ReportRequest(search, out=out / "report", families=families))
+    report_run(ReportRequest(search, out=out / "report", families=families))
     for name, result in (("sorted", sorted_family), ("stitched", stitched)):
         print(f"\n{name} family ({out / name}):")
         for member, recorded, loaded in check(result.out, args.image_size):

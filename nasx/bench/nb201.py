@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from nasx.bench.score_log import ProxyScoreLog, ScoreLogError  # noqa: F401  TODO(lead): re-point
 from nasx.space import Arch, SearchSpace
 from nasx.stats import kendall_tau_b, spearman
 from solvers.strategy import Strategy

@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `nasx` parser: every command's ``add_parsers``, in the order ``nasx --help`` lists them."""
-    from nasx import __version__
+    from nasx.version import __version__
 
     parser = _Parser(
         prog="nasx",

@@ -23,6 +23,7 @@ __all__ = [
     "add_latency_argument",
     "load_latency_table",
     "with_latency",
+    "load_table_warning",
 ]
 
 BITS = (4, 8, 16, 32)
@@ -71,7 +72,7 @@ def load_latency_table(args: argparse.Namespace) -> LatencyTable | None:
     """
     if not getattr(args, "latency_table", None):
         return None
-    table = _load(args.latency_table)
+    table = load_table_warning(args.latency_table)
     if getattr(args, "resolution", None) is None:
         args.resolution = table.settings.resolution
     if "bits" in args and args.bits is None:
@@ -79,7 +80,7 @@ def load_latency_table(args: argparse.Namespace) -> LatencyTable | None:
     return table
 
 
-def _load(path: str) -> LatencyTable:
+def load_table_warning(path: str) -> LatencyTable:
     """`load_table`, its device warning printed as one ``nasx: warning:`` line."""
     from nasx.hardware.profile import device_kind  # imports JAX: only when a table is given
 

@@ -14,23 +14,16 @@ from rich.table import Table
 
 from nasx.budget import format_amount
 from nasx.cli._args import emit_json
-from nasx.jobs.export import (
-    KINDS,
-    ExportedFamily,
-    ExportRequest,
-    PredictRequest,
-    ReportRequest,
-    export_front,
-    predict,
-    report,
-)
+from nasx.jobs.export import KINDS, ExportedFamily, ExportRequest, export_front
+from nasx.jobs.predict import PredictRequest, predict
+from nasx.jobs.report import ReportRequest, report_run
 from nasx.space import Arch
 
 __all__ = ["add_parsers", "cmd_report", "cmd_export", "cmd_predict"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    result = report(ReportRequest(args.run_dir, out=args.out, families=tuple(args.family or ())))
+    result = report_run(ReportRequest(args.run_dir, out=args.out, families=tuple(args.family or ())))
     if args.json:
         emit_json(result.summary)
         return 0

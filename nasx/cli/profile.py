@@ -15,7 +15,7 @@ import dataclasses
 from rich.console import Console
 from rich.table import Table
 
-from nasx.cli._args import _load, emit_json, parse_bits
+from nasx.cli._args import emit_json, load_table_warning, parse_bits
 from nasx.costs import Block
 from nasx.errors import NasxError
 from nasx.hardware.latency import CLOCKS, LatencyTable, describe_block
@@ -131,7 +131,7 @@ def _summary(table: LatencyTable) -> dict:
 
 
 def _validate(args: argparse.Namespace, err: Console) -> int:
-    table = _load(args.validate)  # a table of another device kind: one `nasx: warning:` line
+    table = load_table_warning(args.validate)  # a table of another device kind: one `nasx: warning:` line
     request = ValidateRequest(n=args.n, calibrate=args.calibrate, rounds=args.rounds, seed=args.seed)
     bars = _Bars(err, args.json, args.rounds)
     try:

@@ -49,6 +49,7 @@ from nasx.export.slices import member_forward, slice_boxes
 from nasx.export.standalone import PLATFORMS
 from nasx.pareto import hypervolume
 from nasx.space import Arch, SearchSpace
+from nasx.space_family import NestedSpace
 from nasx.supernet import Supernet, functional
 from nasx.train import make_step
 
@@ -77,13 +78,12 @@ class SortedFamilyError(NasxError, ValueError):
 
 # --- nesting ----------------------------------------------------------------------------------
 def _rules(space: SearchSpace) -> Mapping[str, str]:
-    rules = getattr(space, "nesting", None)
-    if rules is None:
+    if not isinstance(space, NestedSpace):
         raise SortedFamilyError(
             f'space "{space.name}:{space.variant}" declares no nesting of its subnets (a `nesting` '
             "property), so it has no sorted families; export --family standalone instead"
         )
-    return rules
+    return space.nesting
 
 
 def nests(a: Arch, b: Arch, space: SearchSpace) -> bool:

@@ -33,8 +33,6 @@ __all__ = [
     "calibrate",
     "validate",
     "fit_overhead",
-    "spearman",  # TODO(lead): re-point (benchmarks/latency.py imports them from here; nasx.stats)
-    "mape_percent",
 ]
 
 

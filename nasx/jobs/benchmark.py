@@ -120,8 +120,8 @@ def _silent(description: str, total: int) -> Iterator[Callable[[int], None]]:
 
 def _proxy_setting(name: str, request: Nb201Request) -> dict:
     """What a proxy's score of a cell depends on besides the cell (`ProxyScoreLog`)."""
-    from nasx import __version__
     from nasx.proxies import PROXIES as FUNCTIONS
+    from nasx.version import __version__
 
     images = request.proxy_batch or (FUNCTIONS[name].batch_size if name in FUNCTIONS else None)
     return {"data": request.data, "images": images, "seed": request.seed, "nasx": __version__}

@@ -1,7 +1,7 @@
-"""From a search's run folder to models that run: `report`, `export_front` and `predict`.
+"""`export_front`: from a search's run folder to models that run (standalone, sorted or stitched).
 
-`report` needs only the run log; `export_front` also the trained supernet the run was scored with
-(``--evaluator supernet:CKPT``), whose weights the exported models are sliced from::
+It needs the trained supernet the run was scored with (``--evaluator supernet:CKPT``), whose
+weights the exported models are sliced from::
 
     from nasx.jobs.export import ExportRequest, export_front
 
@@ -12,32 +12,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import search_spaces
 from nasx.errors import NasxError, UnsupportedSpaceError
-from nasx.report import Run, front_vs_macs, load_run, markdown, plot
-from nasx.runlog import Evaluation
+from nasx.report import Run, load_run
 from nasx.space import Arch
 
 __all__ = [
     "KINDS",
     "ExportError",
-    "PredictInputError",
-    "ReportRequest",
-    "RunReport",
-    "report",
     "ExportRequest",
     "ExportedFamily",
     "export_front",
-    "PredictRequest",
-    "Prediction",
-    "predict",
 ]
 
 KINDS = ("standalone", "sorted", "stitched")
@@ -48,78 +38,6 @@ class ExportError(NasxError, ValueError):
     """A run that cannot be exported (no supernet checkpoint, nothing scored)."""
 
 
-class PredictInputError(NasxError, FileNotFoundError):
-    """Images for `nasx predict` that are missing or not an NHWC float array."""
-
-
-# --- nasx report ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReportRequest:
-    """A run folder to report on.
-
-    Attributes:
-      run_dir: an ``--out`` folder of ``nasx search``.
-      out: where to write ``report.png`` and ``report.md`` (``None``: `run_dir`).
-      families: exported family folders (``nasx export --out``) to mark on the plot.
-    """
-
-    run_dir: str | Path
-    out: str | Path | None = None
-    families: Sequence[str | Path] = ()
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """What `report` returns: the run, its score-vs-MACs front, the files written and the summary."""
-
-    run: Run
-    front: list[Evaluation]
-    hypervolume: float
-    plot: Path
-    markdown: Path
-    summary: Mapping[str, Any]
-
-
-def report(request: ReportRequest) -> RunReport:
-    """Plot (``report.png``) and tabulate (``report.md``) the score-vs-MACs front of a run.
-
-    Raises:
-      RunFolderError: `request.run_dir` holds no run, or no scored architecture.
-      FamilyFolderError: a folder of `request.families` is not an exported family.
-    """
-    run = load_run(request.run_dir)
-    front, volume = front_vs_macs(run)
-    out = Path(request.out).expanduser() if request.out else run.path
-    out.mkdir(parents=True, exist_ok=True)
-    families = []
-    for folder in request.families:
-        from nasx.export.load import load_family  # imports JAX: only with families to mark
-
-        family = load_family(folder)
-        points = [(m.costs["macs"], m.metrics["test_accuracy"]) for m in family.members]
-        families.append((f"{family.kind} family", points, str(family.folder)))
-    png = plot(run, front, out / "report.png", [(label, points) for label, points, _ in families])
-    md = out / "report.md"
-    md.write_text(
-        f"# {run.config.get('space', '?')}:{run.config.get('variant', '?')} under {run.config.get('budget', '?')}\n\n"
-        f"{len(run.evaluations)} evaluated ({len(run.scored)} scored), {len(front)} on the "
-        f"{run.score_name}-vs-MACs front (hypervolume {volume:.4g}).\n\n![front](report.png)\n\n"
-        + markdown(run, front)
-    )
-    summary = {
-        "run_dir": str(run.path),
-        "evaluated": len(run.evaluations),
-        "scored": len(run.scored),
-        "hypervolume": volume,
-        "front": [{"fingerprint": e.arch.fingerprint, "score": e.objectives[0], **e.costs} for e in front],
-        "families": [{"label": label, "folder": f, "points": points} for label, points, f in families],
-        "plot": str(png),
-        "markdown": str(md),
-    }
-    return RunReport(run, front, volume, png, md, summary)
-
-
-# --- nasx export ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExportRequest:
     """A supernet-scored run's front to ship, and how.
@@ -353,59 +271,3 @@ def _stitched(source: _Source, request: ExportRequest) -> ExportedFamily:
     )
     rows = [{**m, "folder": str(source.out / m["folder"])} for m in manifest["members"]]
     return ExportedFamily(source.out, "stitched", rows, manifest)
-
-
-# --- nasx predict ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PredictRequest:
-    """Images to classify with an exported model.
-
-    Attributes:
-      model_dir: a model folder written by ``nasx export``, or a family folder (``family.json``).
-      input: a ``.npy`` array of NHWC float32 images (or one HWC image), normalized as in training.
-      member: with a family folder, the member to run.
-    """
-
-    model_dir: str | Path
-    input: str | Path
-    member: int = 0
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Each image's predicted class and logits."""
-
-    classes: np.ndarray
-    logits: np.ndarray
-
-
-def predict(request: PredictRequest) -> Prediction:
-    """Run an exported model (or a family's member) on the images of `request.input`.
-
-    Raises:
-      ModelFolderError, FamilyFolderError: `request.model_dir` holds no exported model or family.
-      PredictInputError: the images are missing, not NHWC, or do not fit the model.
-    """
-    from nasx.export.standalone import load_model
-
-    if (Path(request.model_dir).expanduser() / "family.json").exists():
-        from nasx.export.load import load_family
-
-        model = load_family(request.model_dir).model(request.member)
-    else:
-        model = load_model(request.model_dir)
-    path = Path(request.input).expanduser()
-    if not path.exists():
-        raise PredictInputError(f'input "{path}" does not exist; give a .npy array of NHWC float32 images')
-    images = np.load(path)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise PredictInputError(
-            f'input "{path}" has shape {images.shape}; expected NHWC images (or one HWC image)'
-        )
-    try:
-        logits = model(images.astype(np.float32))
-    except Exception as e:
-        raise PredictInputError(f'input "{path}" of shape {images.shape} does not fit the model: {e}') from e
-    return Prediction(logits.argmax(-1), logits)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from nasx.jobs.strategies import STRATEGIES, build_strategy, check_strategy, res
 from nasx.runlog import Evaluation
 from nasx.search import Objective, SearchResult, search
 from nasx.space import SearchSpace
+from nasx.space_family import QuantizedSpace
 from solvers.fill import Filled
 
 __all__ = [
@@ -54,13 +55,6 @@ log = logging.getLogger(__name__)
 
 class SearchFailedError(NasxError, RuntimeError):
     """Every evaluation of a search failed."""
-
-
-@runtime_checkable
-class QuantizedSpace(Protocol):
-    """A space whose weight bit-widths are a choice (``bits``; ``(32,)`` for float only)."""
-
-    bits: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_proxies_one_arch_at_a_time_equal_the_vmapped_scores(rig: _Rig) -> None:
     and the switch selects: the same scores. naswot finds each edge's ReLU outside the switch."""
     from nasx.proxies import PROXIES, make_proxy
 
-    space = nb201.space("imagenet16-120")  # float, as proxies run (nasx.cli.search._proxy_network)
+    space = nb201.space("imagenet16-120")  # float, as proxies run (nasx.jobs.evaluators.proxy_network)
     _, params, apply = functional(Nb201Supernet(space, rngs=nnx.Rngs(0)))
     rng = np.random.default_rng(3)
     archs = jnp.stack([jnp.asarray(space.encode(space.sample(rng))) for _ in range(3)])
