@@ -54,7 +54,7 @@ def nb201_csv() -> Path:
     return path
 
 
-TINY_TRAIN = [
+_TINY_TRAIN = [
     "train-supernet",
     "--space",
     "mobilenet",
@@ -65,7 +65,7 @@ TINY_TRAIN = [
     "--image-size",
     "8",
 ]
-TINY_TRAIN += [
+_TINY_TRAIN += [
     "--steps",
     "200",
     "--batch-size",
@@ -77,6 +77,61 @@ TINY_TRAIN += [
     "--devices",
     "1",
 ]
+
+
+@pytest.fixture(scope="session")
+def tiny_train_argv() -> list[str]:
+    """``nasx train-supernet`` arguments of the tiny mobilenet supernet (without --out)."""
+    return list(_TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """A two-stage MBConv space at 8 px with 4/32 bits: compiles in seconds, for training, device and
+    evaluator tests that do not depend on the network."""
+    from search_spaces import mobilenet
+
+    return mobilenet.MobileNetSpace(
+        mobilenet.Skeleton(
+            name="toy",
+            stem_width=8,
+            first_width=8,
+            stages=(mobilenet.Stage(8, 1, "relu", (1, 2)), mobilenet.Stage(16, 2, "relu", (1, 2))),
+            head_width=16,
+            stem_stride=1,
+            num_classes=10,
+            resolutions=(8,),
+            default_resolution=8,
+            kernels=(3, 5),
+            expands=(2, 3),
+        ),
+        bits=(4, 32),
+    )
+
+
+SYNTHETIC_OVERHEAD_MS = 0.25
+"""The per-network overhead of `synthetic_table`'s tables."""
+
+
+@pytest.fixture(scope="session")
+def synthetic_table():
+    """``synthetic_table(space, resolution)``: a latency table of 1 ms per 10 MMACs + 0.01 ms for every
+    layer of `space` at `resolution` px, plus ``synthetic_table.overhead_ms`` per network (no device
+    is timed)."""
+    from nasx.hardware.latency import LatencyTable, ProfileSettings
+
+    def make(space, resolution: int, *, device: str = "test-device", path: str = "t.json") -> LatencyTable:
+        settings = ProfileSettings(
+            f"{space.name}:{space.variant}", resolution, width_mult=space.width_mult, bits=space.bits
+        )
+        entries = {
+            block: 1e-7 * sum(layer.costs().macs for layer in block) + 0.01
+            for block in space.distinct_blocks(resolution)
+        }
+        return LatencyTable(settings, device, "0.test", entries, overhead_ms=make.overhead_ms, path=path)
+
+    make.overhead_ms = SYNTHETIC_OVERHEAD_MS
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -92,5 +147,5 @@ def tiny_supernet(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("supernet") / "run"
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert main([*TINY_TRAIN, "--out", str(out), "--json"]) == 0
+        assert main([*_TINY_TRAIN, "--out", str(out), "--json"]) == 0
     return out, json.loads(buffer.getvalue())

@@ -18,7 +18,6 @@ from nasx.proxies import PROXIES, make_proxy
 from nasx.supernet import functional
 from nasx.train import TrainConfig, train
 from search_spaces.mobilenet.supernet import MobileNetSupernet
-from tests.nasx.test_train import TOY
 
 QUICK = {"xla_backend_optimization_level": 0}
 
@@ -29,11 +28,11 @@ def test_the_tests_see_four_devices() -> None:
 
 @pytest.fixture(scope="module")
 def toy():
-    supernet = MobileNetSupernet(TOY, rngs=nnx.Rngs(0))
+    supernet = MobileNetSupernet(toy, rngs=nnx.Rngs(0))
     _, params, apply = functional(supernet)
     rng = np.random.default_rng(0)
-    archs = [TOY.sample(rng) for _ in range(7)]
-    encoded = jnp.asarray(np.stack([TOY.encode(a) for a in archs]), jnp.int32)
+    archs = [toy.sample(rng) for _ in range(7)]
+    encoded = jnp.asarray(np.stack([toy.encode(a) for a in archs]), jnp.int32)
     x = jnp.asarray(rng.standard_normal((8, 8, 8, 3), dtype=np.float32))
     return params, apply, encoded, x
 
@@ -71,12 +70,12 @@ def test_over_devices_keeps_pytrees_and_order() -> None:
     np.testing.assert_array_equal(np.asarray(out["first"]), np.asarray(archs[:, 0]))
 
 
-def test_data_parallel_training_equals_one_device(tmp_path: Path) -> None:
+def test_data_parallel_training_equals_one_device(toy, tmp_path: Path) -> None:
     data = load("synthetic", size=8, seed=0)
     config = TrainConfig(steps=3, batch_size=16, archs_per_step=2, seed=0, log_every=1)
     runs = {}
     for name, mesh in (("one", None), ("four", local_mesh(DATA))):
-        supernet = MobileNetSupernet(TOY, rngs=nnx.Rngs(0))
+        supernet = MobileNetSupernet(toy, rngs=nnx.Rngs(0))
         runs[name] = train(supernet, data, config, out_dir=tmp_path / name, mesh=mesh)
     four = runs["four"].params
     assert all(len(a.sharding.device_set) == 4 for a in jax.tree.leaves(four))  # replicated
@@ -87,8 +86,8 @@ def test_data_parallel_training_equals_one_device(tmp_path: Path) -> None:
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
 
 
-def test_a_batch_that_does_not_split_is_refused_before_training() -> None:
-    supernet = MobileNetSupernet(TOY, rngs=nnx.Rngs(0))
+def test_a_batch_that_does_not_split_is_refused_before_training(toy) -> None:
+    supernet = MobileNetSupernet(toy, rngs=nnx.Rngs(0))
     config = TrainConfig(steps=1, batch_size=10, archs_per_step=2)
     with pytest.raises(BatchSplitError, match="batch of 10 does not split over 4 devices"):
         train(supernet, load("synthetic", size=8, seed=0), config, mesh=local_mesh(DATA))

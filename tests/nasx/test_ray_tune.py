@@ -196,8 +196,9 @@ def test_cli_sweep_runs_one_search_per_budget_and_seed(local_ray, tmp_path: Path
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
 
 
-def make_toy_trainer():
-    """A TrainingEvaluator on the two-stage toy space (compiles in seconds), synthetic 8-px data."""
+def make_toy_trainer(skeleton):
+    """A TrainingEvaluator on the two-stage toy space's `skeleton` (compiles in seconds), synthetic
+    8-px data; module-level, so that Ray workers import it by name."""
     from flax import nnx
 
     from nasx.data import load
@@ -205,21 +206,25 @@ def make_toy_trainer():
     from nasx.supernet import functional
     from search_spaces.mobilenet.spec import MobileNetSpace
     from search_spaces.mobilenet.supernet import MobileNetSupernet
-    from tests.nasx.test_train import TOY
 
-    toy = MobileNetSpace(TOY.skeleton, bits=(32,))  # float: compiles faster
+    toy = MobileNetSpace(skeleton, bits=(32,))  # float: compiles faster
     _, params, apply = functional(MobileNetSupernet(toy, rngs=nnx.Rngs(0)))
     return TrainingEvaluator(toy, apply, params, load("synthetic", size=8, seed=0), steps=6, batch_size=16)
 
 
-def test_training_trials_report_rounds_and_asha_may_stop_them(local_ray, tmp_path: Path) -> None:
+def test_training_trials_report_rounds_and_asha_may_stop_them(toy, local_ray, tmp_path: Path) -> None:
     from search_spaces.mobilenet.spec import MobileNetSpace
     from solvers.random import RandomSearch
-    from tests.nasx.test_train import TOY
 
-    toy = MobileNetSpace(TOY.skeleton, bits=(32,))
+    toy = MobileNetSpace(toy.skeleton, bits=(32,))
     with SearchRun(toy, RandomSearch(toy), ("acc",), evaluations=4, batch_size=4, run_dir=tmp_path) as run:
-        ray_tune.run_search(run, make_toy_trainer, chunk=4, storage=tmp_path / "tune", rounds=2)
+        ray_tune.run_search(
+            run,
+            functools.partial(make_toy_trainer, toy.skeleton),
+            chunk=4,
+            storage=tmp_path / "tune",
+            rounds=2,
+        )
         result = run.result()
     assert len(result.evaluations) == 4 and all(e.ok for e in result.evaluations)
     assert all(0.0 <= e.scores["acc"] <= 1.0 and e.scores["steps"] in (3.0, 6.0) for e in result.evaluations)

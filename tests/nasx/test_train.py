@@ -19,23 +19,6 @@ from search_spaces import mobilenet
 from search_spaces.mobilenet.supernet import MobileNetSupernet
 
 SPACE = mobilenet.space("cifar", bits=(32,), width_mult=0.25)
-# resuming does not depend on the network: a two-stage toy compiles in seconds
-TOY = mobilenet.MobileNetSpace(
-    mobilenet.Skeleton(
-        name="toy",
-        stem_width=8,
-        first_width=8,
-        stages=(mobilenet.Stage(8, 1, "relu", (1, 2)), mobilenet.Stage(16, 2, "relu", (1, 2))),
-        head_width=16,
-        stem_stride=1,
-        num_classes=10,
-        resolutions=(8,),
-        default_resolution=8,
-        kernels=(3, 5),
-        expands=(2, 3),
-    ),
-    bits=(4, 32),
-)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +58,7 @@ class Crash(Exception):
     pass
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_path: Path) -> None:
+def test_resume_after_a_crash_equals_an_uninterrupted_run(toy, digits: Dataset, tmp_path: Path) -> None:
     small = Dataset(
         digits.name,
         digits.x_train[:256],
@@ -86,7 +69,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_p
         False,
     )
     config = _tiny_config()
-    whole = train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config)
+    whole = train(MobileNetSupernet(toy, rngs=nnx.Rngs(0)), small, config)
 
     def crash_at_10(step: int, _metrics: dict) -> None:
         if step == 10:
@@ -94,10 +77,10 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_p
 
     run = tmp_path / "run"
     with pytest.raises(Crash):
-        train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run, on_step=crash_at_10)
+        train(MobileNetSupernet(toy, rngs=nnx.Rngs(0)), small, config, out_dir=run, on_step=crash_at_10)
     with pytest.raises(RunFolderError, match="--resume"):
-        train(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)), small, config, out_dir=run)
-    resumed = train(MobileNetSupernet(TOY, rngs=nnx.Rngs(7)), small, config, out_dir=run, resume=True)
+        train(MobileNetSupernet(toy, rngs=nnx.Rngs(0)), small, config, out_dir=run)
+    resumed = train(MobileNetSupernet(toy, rngs=nnx.Rngs(7)), small, config, out_dir=run, resume=True)
 
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -106,7 +89,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(digits: Dataset, tmp_p
 
     with pytest.raises(RunFolderError, match="differs in: config"):
         train(
-            MobileNetSupernet(TOY, rngs=nnx.Rngs(0)),
+            MobileNetSupernet(toy, rngs=nnx.Rngs(0)),
             small,
             _tiny_config(learning_rate=0.5),
             out_dir=run,

@@ -21,17 +21,14 @@ from nasx.costs import Layer
 from nasx.errors import UnsupportedSpaceError
 from nasx.hardware.latency import (
     LatencyDeviceWarning,
-    LatencyTable,
     LatencyTableFormatError,
     LatencyTableMissError,
-    ProfileSettings,
     attach,
     load_table,
 )
 from nasx.space import Arch
 from search_spaces import mobilenet, nb201
 from search_spaces.mobilenet.spec import MobileNetSpace, Skeleton, Stage
-from tests.conftest import run_cli as run
 
 TINY = MobileNetSpace(
     Skeleton(
@@ -48,21 +45,6 @@ TINY = MobileNetSpace(
     ),
     bits=(32,),
 )
-OVERHEAD_MS = 0.25
-
-
-def synthetic_table(
-    space, resolution: int, *, device: str = "test-device", path: str = "t.json"
-) -> LatencyTable:
-    """Entry = 1 ms per 10 MMACs + 0.01 ms, for every layer of `space` at `resolution` px."""
-    settings = ProfileSettings(
-        f"{space.name}:{space.variant}", resolution, width_mult=space.width_mult, bits=space.bits
-    )
-    entries = {
-        block: 1e-7 * sum(layer.costs().macs for layer in block) + 0.01
-        for block in space.distinct_blocks(resolution)
-    }
-    return LatencyTable(settings, device, "0.test", entries, overhead_ms=OVERHEAD_MS, path=path)
 
 
 @pytest.fixture(scope="module")
@@ -102,19 +84,21 @@ def test_blocks_hold_the_cost_models_layers(space: MobileNetSpace) -> None:
         )
 
 
-def test_predicted_latency_is_the_sum_of_entries_plus_overhead() -> None:
+def test_predicted_latency_is_the_sum_of_entries_plus_overhead(synthetic_table) -> None:
     table = synthetic_table(TINY, 16)
     space = attach(TINY, table)
     assert TINY.costs(TINY.sample(np.random.default_rng(0))).latency_ms is None  # no table, no latency
     rng = np.random.default_rng(1)
     for _ in range(20):
         arch = space.sample(rng)
-        expected = math.fsum(table.entries[block] for block in TINY.blocks(arch, 16)) + OVERHEAD_MS
+        expected = (
+            math.fsum(table.entries[block] for block in TINY.blocks(arch, 16)) + synthetic_table.overhead_ms
+        )
         assert space.costs(arch, 16).latency_ms == pytest.approx(expected, rel=1e-12)
         assert space.costs(arch, 16).macs == TINY.costs(arch, 16).macs  # the other costs are unchanged
 
 
-def test_block_and_fixed_latencies_add_up_to_the_network() -> None:
+def test_block_and_fixed_latencies_add_up_to_the_network(synthetic_table) -> None:
     space = attach(TINY, synthetic_table(TINY, 16))
     arch = space.sample(np.random.default_rng(2))
     total = space.fixed_costs(resolution=16).latency_ms
@@ -127,18 +111,22 @@ def test_block_and_fixed_latencies_add_up_to_the_network() -> None:
     assert total == pytest.approx(space.costs(arch, 16).latency_ms, rel=1e-12)
 
 
-def test_table_round_trips_through_its_file(tmp_path: Path) -> None:
+def test_table_round_trips_through_its_file(synthetic_table, tmp_path: Path) -> None:
     path = tmp_path / "lut.json"
     table = synthetic_table(TINY, 16, path=str(path)).replace(calibration={"networks": 3})
     table.save()
     assert [p.name for p in tmp_path.iterdir()] == ["lut.json"]  # the temporary file was renamed
     loaded = load_table(path)
     assert dict(loaded.entries) == dict(table.entries)
-    assert (loaded.settings, loaded.device, loaded.overhead_ms) == (table.settings, table.device, OVERHEAD_MS)
+    assert (loaded.settings, loaded.device, loaded.overhead_ms) == (
+        table.settings,
+        table.device,
+        synthetic_table.overhead_ms,
+    )
     assert loaded.calibration == {"networks": 3}
 
 
-def test_a_table_from_another_device_warns(tmp_path: Path, device: str) -> None:
+def test_a_table_from_another_device_warns(synthetic_table, tmp_path: Path, device: str) -> None:
     path = tmp_path / "lut.json"
     synthetic_table(TINY, 16, device="TPU v4", path=str(path)).save()
     with pytest.warns(LatencyDeviceWarning, match=re.escape(f'measured on "TPU v4" but runs on "{device}"')):
@@ -162,7 +150,7 @@ def test_a_table_from_another_device_warns(tmp_path: Path, device: str) -> None:
     ],
 )
 def test_missing_or_malformed_tables_are_clear_errors(
-    tmp_path: Path, content: str | None, message: str
+    synthetic_table, tmp_path: Path, content: str | None, message: str
 ) -> None:
     path = tmp_path / "lut.json"
     good = synthetic_table(TINY, 16).to_json()
@@ -183,7 +171,7 @@ def test_missing_or_malformed_tables_are_clear_errors(
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_table_must_cover_the_space() -> None:
+def test_a_table_must_cover_the_space(synthetic_table) -> None:
     table = synthetic_table(TINY, 16)
     with pytest.raises(
         LatencyTableMissError, match=r"no entry for \d+ of the \d+ blocks of mobilenet:tiny at 8 px"
@@ -211,7 +199,7 @@ def test_statistics() -> None:
     assert fit_overhead([1.0, 2.0, 3.0], [1.5, 2.4, 3.6]) == pytest.approx(0.5)
 
 
-def test_sampling_under_a_latency_budget() -> None:
+def test_sampling_under_a_latency_budget(synthetic_table) -> None:
     space = attach(TINY, synthetic_table(TINY, 16))
     latencies = sorted(space.costs(space.sample(np.random.default_rng(i)), 16).latency_ms for i in range(200))
     limit = latencies[len(latencies) // 4]  # a quarter of random archs fit
@@ -222,7 +210,7 @@ def test_sampling_under_a_latency_budget() -> None:
     assert all(space.costs(a, 16).latency_ms <= limit for a in archs)
 
 
-def test_mp_solver_respects_a_latency_budget() -> None:
+def test_mp_solver_respects_a_latency_budget(synthetic_table) -> None:
     from solvers.mp import solve
 
     space = attach(TINY, synthetic_table(TINY, 16))
@@ -238,26 +226,23 @@ IMAGENET = mobilenet.space("imagenet", bits=(32,))
 
 
 @pytest.fixture(scope="module")
-def imagenet_table(tmp_path_factory, device: str) -> Path:
+def imagenet_table(synthetic_table, tmp_path_factory, device: str) -> Path:
     path = tmp_path_factory.mktemp("lut") / "mobilenet-224.json"
     synthetic_table(IMAGENET, 224, device=device, path=str(path)).save()
     return path
 
 
 def test_cost_and_sample_with_a_latency_table(
-    capsys: pytest.CaptureFixture[str], imagenet_table: Path
+    cli, capsys: pytest.CaptureFixture[str], imagenet_table: Path
 ) -> None:
     table = load_table(imagenet_table)
-    code, out, err = run(
-        capsys, "cost", "--arch", "ofa-595m", "--latency-table", str(imagenet_table), "--json"
-    )
+    code, out, err = cli("cost", "--arch", "ofa-595m", "--latency-table", str(imagenet_table), "--json")
     assert code == 0 and err == ""
     data = json.loads(out)
     preset = mobilenet.PRESETS["ofa-595m"]
     assert data["resolution"] == 224  # the table's, not the preset's 236
     assert data["latency_ms"] == pytest.approx(table.predict(preset.space.blocks(preset.arch, 224)))
-    code, out, _ = run(
-        capsys,
+    code, out, _ = cli(
         *("sample", "--space", "mobilenet", "-n", "5", "--budget", "40ms-latency"),
         *("--latency-table", str(imagenet_table), "--json"),
     )
@@ -271,12 +256,11 @@ def test_cost_and_sample_with_a_latency_table(
 
 
 def test_search_under_a_latency_budget(
-    capsys: pytest.CaptureFixture[str], imagenet_table: Path, tmp_path: Path
+    cli, capsys: pytest.CaptureFixture[str], imagenet_table: Path, tmp_path: Path
 ) -> None:
     table = load_table(imagenet_table)
     for strategy in ("evolution", "mp"):
-        code, out, _ = run(
-            capsys,
+        code, out, _ = cli(
             *("search", "--space", "mobilenet", "--budget", "35ms-latency", "--strategy", strategy),
             *("--evaluations", "24", "--population", "8", "--latency-table", str(imagenet_table)),
             *("--out", str(tmp_path / strategy), "--json"),
@@ -289,10 +273,9 @@ def test_search_under_a_latency_budget(
             assert entry["costs"]["latency_ms"] == pytest.approx(predicted) and predicted <= 35.0
 
 
-def test_solve_under_a_latency_budget(capsys: pytest.CaptureFixture[str], imagenet_table: Path) -> None:
+def test_solve_under_a_latency_budget(cli, capsys: pytest.CaptureFixture[str], imagenet_table: Path) -> None:
     table = load_table(imagenet_table)
-    code, out, _ = run(
-        capsys,
+    code, out, _ = cli(
         *("solve", "--space", "mobilenet", "--budget", "30ms-latency", "--time-limit", "30"),
         *("--latency-table", str(imagenet_table), "--json"),
     )
@@ -303,7 +286,7 @@ def test_solve_under_a_latency_budget(capsys: pytest.CaptureFixture[str], imagen
     assert data["costs"]["latency_ms"] <= 30.0
 
 
-def test_cli_table_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_table_errors_are_one_line(cli, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     for argv, message in [
@@ -314,15 +297,17 @@ def test_cli_table_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_p
             "latency table",
         ),
     ]:
-        code, out, err = run(capsys, *argv)
+        code, out, err = cli(*argv)
         assert code == 2 and out == ""
         assert err.count("\n") == 1 and err.startswith("nasx: error: ") and message in err
 
 
-def test_cli_warns_about_another_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_warns_about_another_device(
+    cli, synthetic_table, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "tpu.json"
     synthetic_table(IMAGENET, 224, device="TPU v4", path=str(path)).save()
-    code, out, err = run(capsys, "cost", "--arch", "ofa-595m", "--latency-table", str(path), "--json")
+    code, out, err = cli("cost", "--arch", "ofa-595m", "--latency-table", str(path), "--json")
     assert code == 0 and "latency_ms" in json.loads(out)
     assert err.startswith("nasx: warning: latency table") and 'measured on "TPU v4"' in err
 

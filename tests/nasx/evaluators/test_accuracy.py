@@ -10,14 +10,13 @@ from nasx.data import load
 from nasx.evaluators import TrainingEvaluator
 from nasx.supernet import functional
 from search_spaces.mobilenet.supernet import MobileNetSupernet
-from tests.nasx.test_train import TOY
 
 
-def test_training_evaluator_is_a_pure_function_of_the_steps() -> None:
+def test_training_evaluator_is_a_pure_function_of_the_steps(toy) -> None:
     """Two rounds of 3 steps train exactly as one of 6 (what an ASHA trial relies on)."""
-    _, params, apply = functional(MobileNetSupernet(TOY, rngs=nnx.Rngs(0)))
-    trainer = TrainingEvaluator(TOY, apply, params, load("synthetic", size=8, seed=0), steps=6, batch_size=16)
-    arch = TOY.sample(np.random.default_rng(1))
+    _, params, apply = functional(MobileNetSupernet(toy, rngs=nnx.Rngs(0)))
+    trainer = TrainingEvaluator(toy, apply, params, load("synthetic", size=8, seed=0), steps=6, batch_size=16)
+    arch = toy.sample(np.random.default_rng(1))
     whole = trainer.advance(trainer.start(arch), 6)
     halves = trainer.advance(trainer.advance(trainer.start(arch), 3), 3)
     assert whole["step"] == halves["step"] == 6

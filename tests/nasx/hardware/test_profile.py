@@ -21,8 +21,6 @@ from nasx.supernet import build, count_params
 from search_spaces import mobilenet
 from search_spaces.mobilenet.spec import MobileNetSpace, Skeleton, Stage
 from search_spaces.mobilenet.supernet import MobileNetSupernet
-from tests.conftest import run_cli as run
-from tests.nasx.test_latency import synthetic_table
 
 # One stage, one kernel: 11 distinct blocks at 8 px, each compiled in a fraction of a second.
 TINY = MobileNetSpace(
@@ -81,7 +79,7 @@ def test_profile_measures_every_block_once_and_resumes_after_a_kill(tmp_path: Pa
     assert again == []  # a complete table measures nothing
 
 
-def test_resuming_with_other_settings_is_an_error(tmp_path: Path) -> None:
+def test_resuming_with_other_settings_is_an_error(synthetic_table, tmp_path: Path) -> None:
     path = tmp_path / "lut.json"
     synthetic_table(TINY, 8, device=device_kind(), path=str(path)).save()
     with pytest.raises(LatencyTableMismatchError, match="cannot resume"):
@@ -160,7 +158,9 @@ def test_validation_reports_predicted_against_measured(measured) -> None:
 CLI_SPACE = mobilenet.space("cifar", bits=(32,), width_mult=0.25)
 
 
-def test_cli_profile_resumes_and_validates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_profile_resumes_and_validates(
+    cli, synthetic_table, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """`nasx profile` on a table killed 3 blocks short of the end measures those 3 only; `--validate`
     (2 subnets: compiling a whole network takes most of this test) fits the overhead it lacks."""
     path = tmp_path / "lut.json"
@@ -170,9 +170,7 @@ def test_cli_profile_resumes_and_validates(capsys: pytest.CaptureFixture[str], t
     partial = synthetic_table(CLI_SPACE, 8, device=device_kind(), path=str(path))
     partial = partial.replace(settings=settings, entries={k: partial.entries[k] for k in blocks[:-3]})
     partial.replace(overhead_ms=None).save()
-    code, out, _ = run(
-        capsys, "profile", *argv, "--repeats", "3", "--calibrate", "0", "--out", str(path), "--json"
-    )
+    code, out, _ = cli("profile", *argv, "--repeats", "3", "--calibrate", "0", "--out", str(path), "--json")
     assert code == 0
     summary = json.loads(out)
     table = load_table(path)
@@ -180,8 +178,8 @@ def test_cli_profile_resumes_and_validates(capsys: pytest.CaptureFixture[str], t
     assert all(table.entries[k] == partial.entries[k] for k in blocks[:-3])  # kept, not re-measured
     assert all(table.entries[k] > 0 for k in blocks[-3:]) and table.overhead_ms is None
 
-    code, out, _ = run(
-        capsys, "profile", "--validate", str(path), "-n", "2", "--calibrate", "0", "--rounds", "1", "--json"
+    code, out, _ = cli(
+        "profile", "--validate", str(path), "-n", "2", "--calibrate", "0", "--rounds", "1", "--json"
     )
     assert code == 0
     report = json.loads(out)
@@ -191,12 +189,12 @@ def test_cli_profile_resumes_and_validates(capsys: pytest.CaptureFixture[str], t
     assert load_table(path).validation["mape_percent"] == report["mape_percent"]
 
 
-def test_cli_profile_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_profile_errors_are_one_line(cli, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     for argv, message in [
         (("profile", "--space", "nb201", "--out", str(tmp_path / "x.json")), "no per-block latency model"),
         (("profile", "--validate", str(tmp_path / "none.json")), "does not exist"),
         (("profile", "--out", str(tmp_path / "x.json")), "needs --space"),
         (("profile", "--space", "mobilenet"), "one of the arguments --out --validate is required"),
     ]:
-        code, out, err = run(capsys, *argv)
+        code, out, err = cli(*argv)
         assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err

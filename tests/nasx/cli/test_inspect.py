@@ -11,39 +11,37 @@ import pytest
 
 from nasx.budget import parse_budget
 from search_spaces import PRESETS, SPACES
-from tests.conftest import TINY_TRAIN
-from tests.conftest import run_cli as run
 
 
-def test_spaces_lists_every_family(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "spaces", "--json")
+def test_spaces_lists_every_family(cli, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli("spaces", "--json")
     rows = {r["space"]: r for r in json.loads(out)}
     assert code == 0 and set(rows) == set(SPACES)
     assert rows["nb201"]["size"] == 15_625
     assert "nasnet-a-mobile" in rows["nasnet"]["presets"]
-    code, out, _ = run(capsys, "spaces")
+    code, out, _ = cli("spaces")
     assert code == 0 and "nasnet" in out and "10^" in out
 
 
-def test_spaces_lists_choices_of_one_space(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "spaces", "--space", "nb201", "--json")
+def test_spaces_lists_choices_of_one_space(cli, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli("spaces", "--space", "nb201", "--json")
     data = json.loads(out)
     assert code == 0 and next(c["name"] for c in data["choices"]) == "edge.0->1"
     assert data["choices"][0]["options"][0] == "none"
 
 
-def test_cost_of_a_preset(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "cost", "--space", "nb201", "--arch", "nb201-all-conv3x3", "--json")
+def test_cost_of_a_preset(cli, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli("cost", "--space", "nb201", "--arch", "nb201-all-conv3x3", "--json")
     data = json.loads(out)
     assert code == 0
     assert {"macs", "params", "weight_bytes", "activation_bytes"} <= set(data)
     assert data["params"] == 1_531_546 and data["resolution"] == 32
-    code, out, _ = run(capsys, "cost", "--arch", "nasnet-a-mobile")  # space inferred from the preset
+    code, out, _ = cli("cost", "--arch", "nasnet-a-mobile")  # space inferred from the preset
     assert code == 0 and "MACs" in out and "params" in out
 
 
 def test_cost_of_a_file_an_inline_json_and_an_nb201_string(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     arch = PRESETS["nb201-resnet"].arch
     path = tmp_path / "arch.json"
@@ -54,38 +52,36 @@ def test_cost_of_a_file_an_inline_json_and_an_nb201_string(
         arch.to_json(),
         "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
     ):
-        code, out, _ = run(capsys, "cost", "--space", "nb201", "--arch", given, "--json")
+        code, out, _ = cli("cost", "--space", "nb201", "--arch", given, "--json")
         assert code == 0
         results.append(json.loads(out))
     assert results[0] == results[1] == results[2]
 
 
-def test_cost_resolution_override(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out224, _ = run(capsys, "cost", "--arch", "resnet-50", "--json")
-    _, out112, _ = run(capsys, "cost", "--arch", "resnet-50", "--resolution", "112", "--json")
+def test_cost_resolution_override(cli, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out224, _ = cli("cost", "--arch", "resnet-50", "--json")
+    _, out112, _ = cli("cost", "--arch", "resnet-50", "--resolution", "112", "--json")
     a, b = json.loads(out224), json.loads(out112)
     assert b["resolution"] == 112 and b["params"] == a["params"]
     assert 0.2 < b["macs"] / a["macs"] < 0.3
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))
-def test_sample_within_budget(capsys: pytest.CaptureFixture[str], space: str) -> None:
+def test_sample_within_budget(cli, capsys: pytest.CaptureFixture[str], space: str) -> None:
     budget = {
         "nasnet": "600M-flops",
         "mobilenet": "300M-flops",
         "resnet": "2G-flops,15M-params",
         "nb201": "50M-flops",
     }[space]
-    code, out, _ = run(
-        capsys, "sample", "--space", space, "--budget", budget, "-n", "3", "--seed", "1", "--json"
-    )
+    code, out, _ = cli("sample", "--space", space, "--budget", budget, "-n", "3", "--seed", "1", "--json")
     data = json.loads(out)
     assert code == 0 and len(data["archs"]) == 3
     b = parse_budget(budget)
     for item in data["archs"]:
         assert item["costs"]["macs"] <= b.macs
         assert b.params is None or item["costs"]["params"] <= b.params
-    code, lines, _ = run(capsys, "sample", "--space", space, "--budget", budget, "-n", "3", "--seed", "1")
+    code, lines, _ = cli("sample", "--space", space, "--budget", budget, "-n", "3", "--seed", "1")
     assert [json.loads(line) for line in lines.splitlines()] == [item["arch"] for item in data["archs"]]
 
 
@@ -114,9 +110,9 @@ def test_sample_within_budget(capsys: pytest.CaptureFixture[str], space: str) ->
     ],
 )
 def test_bad_input_is_one_line_and_status_2(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    cli, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = cli(*argv)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("nasx: error: ")
@@ -136,72 +132,3 @@ def test_console_script_errors_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith('nasx: error: nb201: unknown choice "edge.9->9"')
     assert proc.stderr.count("\n") == 1
-
-
-def test_train_supernet_writes_a_resumable_run(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_supernet: tuple[Path, dict]
-) -> None:
-    out, summary = tiny_supernet
-    argv = TINY_TRAIN
-    assert summary["steps"] == 200 and set(summary["test_accuracy"]) == {"largest", "smallest"}
-    assert json.loads((out / "summary.json").read_text()) == summary
-    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit()) == ["100", "200"]
-    logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert logged == list(range(10, 201, 10))
-    code, _, err = run(capsys, *argv, "--out", str(out))
-    assert code == 2 and "--resume" in err and "Traceback" not in err
-    # the checkpoint scores a search: inherited weights, re-calibrated, on held-out digits
-    search = [
-        "search",
-        "--space",
-        "mobilenet:cifar",
-        "--budget",
-        "100M-flops",
-        "--evaluator",
-        f"supernet:{out}",
-    ]
-    search += [
-        "--evaluations",
-        "4",
-        "--population",
-        "2",
-        "--batch-size",
-        "4",
-        "--out",
-        str(tmp_path / "s"),
-        "--json",
-    ]
-    code, stdout, _ = run(capsys, *search)
-    assert code == 0
-    result = json.loads(stdout)
-    assert 0.0 <= result["score"] <= 1.0 and result["scores"] == {"acc": result["score"]}
-    assert "bits.stem" not in result["best"]  # searched at the checkpoint's bits (32 only)
-    # a variant other than the checkpoint's is refused, naming both
-    wrong = [
-        "search",
-        "--space",
-        "mobilenet:imagenet",
-        "--budget",
-        "1G-flops",
-        "--evaluator",
-        f"supernet:{out}",
-    ]
-    code, _, err = run(capsys, *wrong, "--out", str(tmp_path / "w"))
-    assert code == 2 and "mobilenet:cifar" in err and "mobilenet:imagenet" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ("cifar10:/nonexistent/cifar", "/nonexistent/cifar"),
-        ("imagenet", "imagenet"),
-        ("npz:", "give the file"),
-    ],
-)
-def test_train_supernet_bad_data_is_one_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: str, message: str
-) -> None:
-    code, _, err = run(
-        capsys, "train-supernet", "--space", "mobilenet", "--data", data, "--out", str(tmp_path)
-    )
-    assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1

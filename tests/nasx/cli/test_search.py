@@ -10,13 +10,11 @@ import pytest
 from nasx.budget import parse_budget
 from nasx.runlog import read_runlog
 from search_spaces import SPACES
-from tests.conftest import run_cli as run
 
 
-def test_search_resnet_with_deepmad_entropy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_search_resnet_with_deepmad_entropy(cli, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "run"
-    code, out, _ = run(
-        capsys,
+    code, out, _ = cli(
         "search",
         "--space",
         "resnet",
@@ -44,7 +42,7 @@ def test_search_resnet_with_deepmad_entropy(capsys: pytest.CaptureFixture[str], 
 
 
 def test_search_is_deterministic_and_refuses_to_overwrite(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     args = (
         "search",
@@ -58,19 +56,16 @@ def test_search_is_deterministic_and_refuses_to_overwrite(
         "24",
     )
     for name in ("a", "b"):
-        assert run(capsys, *args, "--seed", "3", "--out", str(tmp_path / name), "--json")[0] == 0
+        assert cli(*args, "--seed", "3", "--out", str(tmp_path / name), "--json")[0] == 0
     assert (tmp_path / "a" / "runlog.jsonl").read_bytes() == (tmp_path / "b" / "runlog.jsonl").read_bytes()
-    code, _, err = run(capsys, *args, "--seed", "3", "--out", str(tmp_path / "a"))
+    code, _, err = cli(*args, "--seed", "3", "--out", str(tmp_path / "a"))
     assert code == 2 and "--resume" in err and "Traceback" not in err
-    code, out, _ = run(
-        capsys, *args[:-1], "30", "--seed", "3", "--out", str(tmp_path / "a"), "--resume", "--json"
-    )
+    code, out, _ = cli(*args[:-1], "30", "--seed", "3", "--out", str(tmp_path / "a"), "--resume", "--json")
     assert code == 0 and json.loads(out)["resumed"] == 24 and json.loads(out)["evaluated"] == 30
 
 
-def test_nsga2_search_writes_a_front(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = run(
-        capsys,
+def test_nsga2_search_writes_a_front(cli, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = cli(
         "search",
         "--space",
         "nb201",
@@ -114,16 +109,15 @@ def test_nsga2_search_writes_a_front(capsys: pytest.CaptureFixture[str], tmp_pat
     ],
 )
 def test_search_bad_input_is_one_line_exit_2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...], message: str
+    cli, capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...], message: str
 ) -> None:
-    code, _, err = run(capsys, "search", *argv, "--out", str(tmp_path / "run"))
+    code, _, err = cli("search", *argv, "--out", str(tmp_path / "run"))
     assert code == 2
     assert message in err and "Traceback" not in err
 
 
-def test_solve_prints_the_mp_result(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        capsys,
+def test_solve_prints_the_mp_result(cli, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(
         "solve",
         "--space",
         "mobilenet",
@@ -141,62 +135,7 @@ def test_solve_prints_the_mp_result(capsys: pytest.CaptureFixture[str]) -> None:
     arch = space.validate(result["arch"])
     assert space.costs(arch).macs <= 300e6 and result["status"]
     assert result["effectiveness"] <= 0.5 + 1e-9
-    code, _, err = run(
-        capsys, "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32", "--rho", "0.3"
+    code, _, err = cli(
+        "solve", "--space", "mobilenet", "--budget", "300M-flops", "--bits", "32", "--rho", "0.3"
     )
     assert code == 2 and "rho" in err  # at rho 0.3 no mobilenet fits: the binding bound is named
-
-
-def test_benchmark_nb201_search_part(
-    capsys: pytest.CaptureFixture[str], nb201_csv: Path, tmp_path: Path
-) -> None:
-    code, out, _ = run(
-        capsys,
-        "benchmark",
-        "nb201",
-        "--table",
-        str(nb201_csv.parent),
-        "--no-proxies",
-        "--seeds",
-        "2",
-        "--queries",
-        "10,20",
-        "--out",
-        str(tmp_path),
-        "--json",
-    )
-    assert code == 0
-    results = {r["strategy"]: r for r in json.loads(out)["search"]["results"]}
-    assert set(results) == {"random", "aging evolution"}
-    assert json.loads((tmp_path / "report.json").read_text())["search"] == json.loads(out)["search"]
-
-
-def test_benchmark_nb201_proxy_scores_are_kept_and_resumed(
-    capsys: pytest.CaptureFixture[str], nb201_csv: Path, tmp_path: Path
-) -> None:
-    args = ("benchmark", "nb201", "--table", str(nb201_csv), "--proxies", "synflow", "--no-search", "--json")
-
-    def scores(folder: Path) -> list[dict]:
-        return [json.loads(line) for line in (folder / "proxy_scores.jsonl").read_text().splitlines()]
-
-    assert run(capsys, *args, "-n", "3", "--batch-size", "2", "--out", str(tmp_path / "a"))[0] == 0
-    before = scores(tmp_path / "a")
-    assert len(before) == 3 and {r["proxy"] for r in before} == {"synflow"}
-    # a run killed mid-write leaves a torn line: the next run cuts it off and scores only the rest
-    with (tmp_path / "a" / "proxy_scores.jsonl").open("a") as f:
-        f.write('{"cell": "|none~0|+|none~0|none~1|+|no')
-    code, out, _ = run(capsys, *args, "-n", "5", "--batch-size", "2", "--out", str(tmp_path / "a"))
-    assert code == 0 and json.loads(out)["proxies"]["n"] == 5
-    resumed = scores(tmp_path / "a")
-    assert len(resumed) == 5 and resumed[:3] == before
-    assert run(capsys, *args, "-n", "5", "--out", str(tmp_path / "a"))[0] == 0  # all kept: none scored
-    assert scores(tmp_path / "a") == resumed
-    # the same scores as a run that scores the 5 cells in one call
-    assert run(capsys, *args, "-n", "5", "--batch-size", "5", "--out", str(tmp_path / "b"))[0] == 0
-    fresh = {r["cell"]: r["score"] for r in scores(tmp_path / "b")}
-    assert {r["cell"]: r["score"] for r in resumed} == pytest.approx(fresh, rel=1e-5)
-
-
-def test_benchmark_nb201_missing_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run(capsys, "benchmark", "nb201", "--table", str(tmp_path / "nope"))
-    assert code == 2 and str(tmp_path / "nope") in err
