@@ -6,6 +6,8 @@ The data layer (spaces, costs, budgets) imports no JAX. Every job the CLI runs i
 
 from __future__ import annotations
 
+import importlib
+
 from nasx.budget import Budget, format_amount, parse_budget, sample_admitted
 from nasx.costs import Costs, conv2d, dense
 from nasx.errors import (
@@ -46,33 +48,6 @@ __all__ = [
 ]
 
 
-_JOBS = frozenset(
-    [
-        "run_search",
-        "SearchRequest",
-        "solve",
-        "SolveRequest",
-        "sweep",
-        "SweepRequest",
-        "train_supernet",
-        "TrainRequest",
-        "report_run",
-        "ReportRequest",
-        "export_front",
-        "ExportRequest",
-        "predict",
-        "PredictRequest",
-        "profile_space",
-        "ProfileRequest",
-        "validate_table",
-        "ValidateRequest",
-        "benchmark_nb201",
-        "Nb201Request",
-    ]
-)
-"""The job functions and their requests, re-exported from `nasx.jobs` on first use."""
-
-
 def __getattr__(name: str):
     """`load_family` and the jobs (`nasx.jobs`: ``nasx.run_search`` etc.) on first use, so that
     ``import nasx`` stays as light as the data layer it re-exports."""
@@ -80,8 +55,8 @@ def __getattr__(name: str):
         from nasx.export.load import load_family
 
         return load_family
-    if name in _JOBS:
-        import nasx.jobs
-
-        return getattr(nasx.jobs, name)
+    if not name.startswith("_"):
+        jobs = importlib.import_module("nasx.jobs")  # during its own import, __all__ is not yet set
+        if name in getattr(jobs, "__all__", ()):
+            return getattr(jobs, name)
     raise AttributeError(f"module 'nasx' has no attribute {name!r}")

@@ -51,6 +51,7 @@ from jax.sharding import Mesh
 
 from nasx.devices import over_devices
 from nasx.errors import NasxError
+from nasx.evaluators.names import PROXY_NAMES
 from nasx.nn.layers import EPS
 from nasx.supernet import Apply, Stats
 
@@ -472,14 +473,21 @@ class Proxy:
 
 
 PROXIES = {
-    "synflow": Proxy("synflow", synflow, needs_labels=False, batch_size=1, forward_mode=True),
-    "snip": Proxy("snip", snip, needs_labels=True, batch_size=64),
-    "grad_norm": Proxy("grad_norm", grad_norm, needs_labels=True, batch_size=64),
-    "jacob_cov": Proxy("jacob_cov", jacob_cov, needs_labels=False, batch_size=64),
-    "naswot": Proxy("naswot", naswot, needs_labels=False, batch_size=128),
-    "zen": Proxy("zen", zen, needs_labels=False, batch_size=64),
+    p.name: p
+    for p in sorted(
+        (
+            Proxy("synflow", synflow, needs_labels=False, batch_size=1, forward_mode=True),
+            Proxy("snip", snip, needs_labels=True, batch_size=64),
+            Proxy("grad_norm", grad_norm, needs_labels=True, batch_size=64),
+            Proxy("jacob_cov", jacob_cov, needs_labels=False, batch_size=64),
+            Proxy("naswot", naswot, needs_labels=False, batch_size=128),
+            Proxy("zen", zen, needs_labels=False, batch_size=64),
+        ),
+        key=lambda p: PROXY_NAMES.index(p.name),  # a proxy missing from the names fails here
+    )
 }
-"""The proxies of this module by name (a plain dict, for the CLI and benchmarks)."""
+"""The proxies of this module by name, in the order of `nasx.evaluators.names.PROXY_NAMES` (the
+JAX-free list the CLI shows)."""
 
 
 def make_proxy(

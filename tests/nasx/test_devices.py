@@ -27,7 +27,7 @@ def test_the_tests_see_four_devices() -> None:
 
 
 @pytest.fixture(scope="module")
-def toy():
+def toy_net(toy):
     supernet = MobileNetSupernet(toy, rngs=nnx.Rngs(0))
     _, params, apply = functional(supernet)
     rng = np.random.default_rng(0)
@@ -37,9 +37,9 @@ def toy():
     return params, apply, encoded, x
 
 
-def test_sharded_proxy_scores_equal_one_device(toy) -> None:
+def test_sharded_proxy_scores_equal_one_device(toy_net) -> None:
     """7 archs over 4 devices: padded to 8, the padding dropped, each score as on one device."""
-    params, apply, encoded, x = toy
+    params, apply, encoded, x = toy_net
     n = 7
     key, y = jax.random.key(0), jnp.zeros((8,), jnp.int32)
     for name in ("synflow",):  # one proxy: sharding is the same for all
@@ -50,8 +50,8 @@ def test_sharded_proxy_scores_equal_one_device(toy) -> None:
         np.testing.assert_allclose(np.asarray(sharded), np.asarray(one), rtol=1e-5, err_msg=name)
 
 
-def test_sharded_population_is_spread_over_every_device(toy) -> None:
-    params, apply, encoded, x = toy
+def test_sharded_population_is_spread_over_every_device(toy_net) -> None:
+    params, apply, encoded, x = toy_net
     logits = make_evaluator(apply, local_mesh(ARCHS))(params, encoded[:4], x, x)
     assert len(logits.sharding.device_set) == 4
     np.testing.assert_allclose(

@@ -292,3 +292,12 @@ def test_relus_hidden_in_a_scan_are_reported() -> None:
         naswot(apply, jnp.eye(3), jnp.zeros(1, jnp.int32), jnp.ones((4, 3)), None, jax.random.key(0))
     with pytest.raises(ProxyTraceError, match="global average pool"):
         zen(lambda p, a, x, s=None: (x @ p, {}), jnp.eye(3), jnp.zeros(1, jnp.int32), jnp.ones((4, 3)))
+
+
+def test_the_cli_names_are_exactly_the_proxies() -> None:
+    """`PROXY_NAMES` (what `nasx search --evaluator` accepts, JAX-free) names every proxy, once."""
+    from nasx.evaluators.names import PROXY_NAMES
+    from nasx.proxies import PROXIES
+
+    assert tuple(PROXIES) == PROXY_NAMES
+    assert all(PROXIES[n].name == n for n in PROXY_NAMES)
