@@ -56,6 +56,9 @@ class Supernet(Protocol):
     """What training, evaluation and export need from a family's supernet (an nnx.Module)."""
 
     space: SearchSpace
+    switches_ops: bool
+    """Whether ops are selected by ``lax.switch`` on the encoded choice: then architectures are
+    scored one at a time in a ``lax.map`` (only the chosen ops run) rather than under ``vmap``."""
 
     def __call__(self, x: jax.Array, arch: jax.Array, ctx: BatchNormContext) -> jax.Array:
         """Logits of the subnet `arch` (encoded) on NHWC images `x`."""

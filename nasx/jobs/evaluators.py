@@ -160,9 +160,7 @@ def _proxy_evaluator(
         network,
         params,
         {
-            n: proxies.make_proxy(
-                applies[p.forward_mode], p, one_at_a_time=getattr(supernet, "switches_ops", False), mesh=mesh
-            )
+            n: proxies.make_proxy(applies[p.forward_mode], p, one_at_a_time=supernet.switches_ops, mesh=mesh)
             for n, p in chosen.items()
         },
         data.x_train[order],

@@ -239,6 +239,8 @@ class MobileNetSupernet(nnx.Module):
     78 % without).
     """
 
+    switches_ops = False  # masks select the active parts: architectures vmap
+
     def __init__(self, space: MobileNetSpace, *, rngs: nnx.Rngs, zero_last_gamma: bool = True) -> None:
         self.space = space
         sk = space.scaled

@@ -548,6 +548,8 @@ class NasnetSupernet(nnx.Module):
     model's structure: each reduction halves the side); `extract` builds the standalone network.
     """
 
+    switches_ops = False  # masks select the active parts: architectures vmap
+
     def __init__(self, space: NasnetSpace, *, rngs: nnx.Rngs) -> None:
         self.space = space
         skeleton = space.skeleton

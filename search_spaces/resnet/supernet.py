@@ -265,6 +265,8 @@ class ResNetSupernet(nnx.Module):
         needs billions; search those on a `Skeleton` with a smaller grid.
     """
 
+    switches_ops = False  # masks select the active parts: architectures vmap
+
     def __init__(self, space: ResNetSpace, *, rngs: nnx.Rngs, max_params: int = MAX_PARAMS) -> None:
         n_params = supernet_params(space)
         if n_params > max_params:
