@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 
@@ -16,6 +17,11 @@ from nasx.hardware.latency import LatencyDeviceWarning, LatencyTable, attach, lo
 from nasx.space import SearchSpace
 
 __all__ = [
+    "positive_int",
+    "population_size",
+    "nonnegative_int",
+    "seed_int",
+    "positive_float",
     "BITS",
     "parse_bits",
     "budget_arg",
@@ -27,6 +33,58 @@ __all__ = [
 ]
 
 BITS = (4, 8, 16, 32)
+
+
+# --- numbers: each flag's domain, checked where arguments are parsed ----------------------------
+# argparse prefixes the message with the flag: "argument --evaluations: expected a positive integer, got 0"
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (sizes, steps, how many of something)."""
+    value = _int(text, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def population_size(text: str) -> int:
+    """A population of evolution or NSGA-II: an integer >= 2 (parents are drawn from it)."""
+    value = _int(text, "an integer >= 2")
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected a population of at least 2, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0 (things that may be none: fine-tuning steps, warm-up calls, failures allowed)."""
+    value = _int(text, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A random seed: an integer >= 0 (NumPy's generators take no negative seed)."""
+    value = _int(text, "a seed (an integer >= 0)")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates, time limits, width multipliers, bounds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
 
 
 def parse_bits(text: str) -> tuple[int, ...]:

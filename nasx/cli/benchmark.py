@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from nasx.cli._args import emit_json
+from nasx.cli._args import emit_json, positive_int, seed_int
 from nasx.jobs.benchmark import (
     DATASETS,
     NB201_PAPER_REFERENCE,
@@ -117,28 +117,34 @@ def add_parsers(sub) -> None:
     q.add_argument("--table", required=True, help="folder holding nb201.csv, or a CSV with the same columns")
     q.add_argument("--dataset", choices=DATASETS, default="cifar10")
     q.add_argument(
-        "-n", type=int, default=1000, help="cells sampled for the proxy correlations (default 1000)"
+        "-n", type=positive_int, default=1000, help="cells sampled for the proxy correlations (default 1000)"
     )
     q.add_argument("--all", action="store_true", help="score all 15,625 cells instead of a sample")
-    q.add_argument("--seed", type=int, default=0, help="seed of the cell sample and proxy batch (default 0)")
+    q.add_argument(
+        "--seed", type=seed_int, default=0, help="seed of the cell sample and proxy batch (default 0)"
+    )
     q.add_argument(
         "--data", default="digits", help="images for the proxies (default digits; cifar10:PATH ...)"
     )
     q.add_argument("--proxies", help="comma-separated proxies to score (default: all)")
     q.add_argument(
-        "--proxy-batch", type=int, help="images per proxy evaluation (default: each proxy's reference batch)"
+        "--proxy-batch",
+        type=positive_int,
+        help="images per proxy evaluation (default: each proxy's reference batch)",
     )
     q.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=32,
         help="cells per compiled proxy call, and per write to the score log (default 32)",
     )
     q.add_argument("--queries", type=_queries, default=(50, 100, 200, 300), help="default 50,100,200,300")
     q.add_argument(
-        "--seeds", type=int, default=20, help="search runs per strategy, seeds 0..N-1 (default 20)"
+        "--seeds", type=positive_int, default=20, help="search runs per strategy, seeds 0..N-1 (default 20)"
     )
-    q.add_argument("--batch", type=int, default=1, help="cells asked per step in the search (default 1)")
+    q.add_argument(
+        "--batch", type=positive_int, default=1, help="cells asked per step in the search (default 1)"
+    )
     q.add_argument("--no-proxies", action="store_true", help="skip the proxy correlations")
     q.add_argument("--no-search", action="store_true", help="skip the simulated search")
     q.add_argument(

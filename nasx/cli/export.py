@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nasx.budget import format_amount
-from nasx.cli._args import emit_json
+from nasx.cli._args import emit_json, nonnegative_int, positive_int
 from nasx.jobs.export import KINDS, ExportedFamily, ExportRequest, export_front
 from nasx.jobs.predict import PredictRequest, predict
 from nasx.jobs.report import ReportRequest, report_run
@@ -170,9 +170,14 @@ def add_parsers(sub) -> None:
         help="standalone models, or a sorted family: the nested chain of most hypervolume, one checkpoint, "
         "or a stitched family (SN-Net): front anchors joined by stitching layers",
     )
-    p.add_argument("--anchors", type=int, default=2, help="stitched: anchors from the front, 2-4 (default 2)")
     p.add_argument(
-        "--stitch-steps", type=int, default=100, help="stitched: training steps of the stitches (default 100)"
+        "--anchors", type=positive_int, default=2, help="stitched: anchors from the front, 2-4 (default 2)"
+    )
+    p.add_argument(
+        "--stitch-steps",
+        type=positive_int,
+        default=100,
+        help="stitched: training steps of the stitches (default 100)",
     )
     p.add_argument(
         "--reverse",
@@ -180,10 +185,12 @@ def add_parsers(sub) -> None:
         help="stitched: also stitch each larger anchor's front into the smaller one's back (SN-Net's both "
         "directions: twice the configurations to train and evaluate)",
     )
-    p.add_argument("--top", type=int, default=3, help="front members to export, best first (default 3)")
+    p.add_argument(
+        "--top", type=positive_int, default=3, help="front members to export, best first (default 3)"
+    )
     p.add_argument(
         "--finetune",
-        type=int,
+        type=nonnegative_int,
         default=0,
         help="steps of fine-tuning: each standalone model on its own, or the sorted chain together (default 0)",
     )
@@ -200,7 +207,10 @@ def add_parsers(sub) -> None:
         "model_dir", help="a model folder written by nasx export, or a family folder (family.json)"
     )
     p.add_argument(
-        "--member", type=int, default=0, help="with a family folder: the member to run (default 0)"
+        "--member",
+        type=nonnegative_int,
+        default=0,
+        help="with a family folder: the member to run (default 0)",
     )
     p.add_argument(
         "--input", required=True, help=".npy array of NHWC float32 images, normalized as in training"

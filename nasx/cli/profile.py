@@ -15,7 +15,15 @@ import dataclasses
 from rich.console import Console
 from rich.table import Table
 
-from nasx.cli._args import emit_json, load_table_warning, parse_bits
+from nasx.cli._args import (
+    emit_json,
+    load_table_warning,
+    nonnegative_int,
+    parse_bits,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from nasx.costs import Block
 from nasx.errors import NasxError
 from nasx.hardware.latency import CLOCKS, LatencyTable, describe_block
@@ -179,12 +187,18 @@ def add_parsers(sub, spaces_help: str) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", metavar="LUT.json", help="table to write (resumed if it exists)")
     what.add_argument("--validate", metavar="LUT.json", help="validate this table on random whole subnets")
-    p.add_argument("--resolution", type=int, help="input side in px (default: the space's)")
-    p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    p.add_argument("--resolution", type=positive_int, help="input side in px (default: the space's)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to measure (default 32)")
-    p.add_argument("--width-mult", type=float, default=1.0, help="width multiplier of the space (mobilenet)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
-    p.add_argument("--repeats", type=int, default=25, help="timed calls; the median is kept (default 25)")
+    p.add_argument(
+        "--width-mult", type=positive_float, default=1.0, help="width multiplier of the space (mobilenet)"
+    )
+    p.add_argument(
+        "--warmup", type=nonnegative_int, default=5, help="untimed calls before timing (default 5)"
+    )
+    p.add_argument(
+        "--repeats", type=positive_int, default=25, help="timed calls; the median is kept (default 25)"
+    )
     p.add_argument(
         "--clock",
         choices=CLOCKS,
@@ -194,20 +208,20 @@ def add_parsers(sub, spaces_help: str) -> None:
     )
     p.add_argument(
         "--calibrate",
-        type=int,
+        type=nonnegative_int,
         default=8,
         help="whole subnets to fit the overhead on (default 8; 0: none/keep)",
     )
-    p.add_argument("-n", type=int, default=50, help="subnets to validate on (default 50)")
+    p.add_argument("-n", type=positive_int, default=50, help="subnets to validate on (default 50)")
     p.add_argument(
         "--rounds",
-        type=int,
+        type=positive_int,
         default=10,
         help="interleaved timing rounds of blocks and subnets (default 10; more spread other processes' "
         "load more evenly, at the same number of calls)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed of weights, inputs and subnets (default 0)"
+        "--seed", type=seed_int, default=0, help="random seed of weights, inputs and subnets (default 0)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=cmd_profile)

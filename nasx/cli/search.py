@@ -15,6 +15,10 @@ from nasx.cli._args import (
     emit_json,
     load_latency_table,
     parse_bits,
+    population_size,
+    positive_float,
+    positive_int,
+    seed_int,
 )
 from nasx.evaluators.names import ANALYTIC_NAMES, PROXY_NAMES
 from nasx.hardware.latency import LatencyTable
@@ -238,10 +242,14 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument(
         "--objectives", help="e.g. acc,macs (acc/score = the evaluator's first score); default: score"
     )
-    p.add_argument("--population", type=int, default=32, help="population size (default 32)")
-    p.add_argument("--evaluations", type=int, default=256, help="architectures to evaluate (default 256)")
-    p.add_argument("--batch-size", type=int, default=16, help="architectures scored per call (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--population", type=population_size, default=32, help="population size (default 32)")
+    p.add_argument(
+        "--evaluations", type=positive_int, default=256, help="architectures to evaluate (default 256)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=16, help="architectures scored per call (default 16)"
+    )
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="run folder (default: runs/SPACE-BUDGET-STRATEGY-sSEED)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out (nothing is evaluated twice)"
@@ -252,33 +260,44 @@ def add_parsers(sub, spaces_help: str) -> None:
         help="weight bit-widths to search, e.g. 4,8,16,32 (default 32: proxies cannot judge quantization; "
         "with supernet:CKPT, the checkpoint's)",
     )
-    p.add_argument("--resolution", type=int, help="px at which costs apply (default: the space's)")
+    p.add_argument("--resolution", type=positive_int, help="px at which costs apply (default: the space's)")
     p.add_argument(
         "--data", default="digits", help="images for proxies (default digits; cifar10:PATH, npz:PATH)"
     )
     p.add_argument(
-        "--proxy-batch", type=int, help="images per proxy evaluation (default: each proxy's reference batch)"
+        "--proxy-batch",
+        type=positive_int,
+        help="images per proxy evaluation (default: each proxy's reference batch)",
     )
-    p.add_argument("--width-mult", type=float, help="width of the mobilenet proxy network (default 0.25)")
     p.add_argument(
-        "--rho", type=float, help="DeepMAD effectiveness bound (default 0.3 for resnet, 0.5 for mobilenet)"
+        "--width-mult", type=positive_float, help="width of the mobilenet proxy network (default 0.25)"
     )
-    p.add_argument("--time-limit", type=float, default=60.0, help="MP solver time limit in s (default 60)")
+    p.add_argument(
+        "--rho",
+        type=positive_float,
+        help="DeepMAD effectiveness bound (default 0.3 for resnet, 0.5 for mobilenet)",
+    )
+    p.add_argument(
+        "--time-limit", type=positive_float, default=60.0, help="MP solver time limit in s (default 60)"
+    )
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
         help="score on a Ray cluster: auto (`ray start --head` here), ray://HOST:PORT, or local; needs nasx[ray]",
     )
     p.add_argument(
-        "--ray-chunk", type=int, default=4, help="architectures per Ray trial (default 4; with --ray)"
+        "--ray-chunk",
+        type=positive_int,
+        default=4,
+        help="architectures per Ray trial (default 4; with --ray)",
     )
     p.add_argument(
         "--ray-rounds",
-        type=int,
+        type=positive_int,
         default=4,
         help="with --ray and train:STEPS, accuracy reports per arch for ASHA early stopping (default 4)",
     )
-    p.add_argument("--top", type=int, default=5, help="rows of the result table (default 5)")
+    p.add_argument("--top", type=positive_int, default=5, help="rows of the result table (default 5)")
     p.add_argument(
         "--json", action="store_true", help="print one JSON object (best, costs, score, run_dir, ...)"
     )
@@ -293,11 +312,15 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument("--space", required=True, help="resnet or mobilenet (optionally :VARIANT)")
     p.add_argument("--budget", required=True, type=budget_arg, help="e.g. 4.13G-flops,25.55M-params")
     p.add_argument(
-        "--rho", type=float, help="effectiveness bound rho0 (default 0.3 for resnet, 0.5 for mobilenet)"
+        "--rho",
+        type=positive_float,
+        help="effectiveness bound rho0 (default 0.3 for resnet, 0.5 for mobilenet)",
     )
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from (default: 32 only)")
-    p.add_argument("--resolution", type=int, help="input side in px (default: the space's)")
-    p.add_argument("--time-limit", type=float, default=60.0, help="solver time limit in s (default 60)")
+    p.add_argument("--resolution", type=positive_int, help="input side in px (default: the space's)")
+    p.add_argument(
+        "--time-limit", type=positive_float, default=60.0, help="solver time limit in s (default 60)"
+    )
     p.add_argument("--out", help="also write the result JSON to this file")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_latency_argument(p)

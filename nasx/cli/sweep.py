@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nasx.budget import format_amount
-from nasx.cli._args import parse_bits
+from nasx.cli._args import nonnegative_int, parse_bits, population_size, positive_int
 from nasx.errors import BudgetParseError
 from nasx.jobs.search import SearchRequest
 from nasx.jobs.sweep import SweepRequest, sweep
@@ -82,12 +82,14 @@ def add_parsers(sub, spaces_help: str) -> None:
     )
     p.add_argument("--strategy", help="as for nasx search (default evolution)")
     p.add_argument("--evaluator", help="as for nasx search")
-    p.add_argument("--evaluations", type=int, help="per search (default 256)")
-    p.add_argument("--population", type=int, help="as for nasx search")
-    p.add_argument("--batch-size", type=int, help="as for nasx search")
+    p.add_argument("--evaluations", type=positive_int, help="per search (default 256)")
+    p.add_argument("--population", type=population_size, help="as for nasx search")
+    p.add_argument("--batch-size", type=positive_int, help="as for nasx search")
     p.add_argument("--bits", type=parse_bits, help="as for nasx search")
     p.add_argument("--data", help="as for nasx search")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    p.add_argument(
+        "--max-failures", type=nonnegative_int, default=2, help="retries of a failed trial (default 2)"
+    )
     p.add_argument("--out", help="sweep folder (default runs/sweep-SPACE)")
     p.add_argument("--json", action="store_true", help="print the sweep as JSON")
     p.set_defaults(run=cmd_sweep)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nasx.budget import format_amount
-from nasx.cli._args import emit_json, parse_bits
+from nasx.cli._args import emit_json, parse_bits, positive_float, positive_int, seed_int
 from nasx.jobs.train import TrainingStart, TrainRequest, train_supernet
 from nasx.sampling import RULES
 
@@ -95,7 +95,7 @@ def add_parsers(sub, spaces_help: str) -> None:
         default="digits",
         help="digits (default, embedded), cifar10:PATH, cifar100:PATH, npz:PATH, synthetic",
     )
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--steps", type=positive_int, default=300, help="training steps (default 300)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics)")
     p.add_argument(
         "--sampling",
@@ -103,20 +103,28 @@ def add_parsers(sub, spaces_help: str) -> None:
         default="sandwich",
         help="which subnets each step trains (default sandwich)",
     )
-    p.add_argument("--archs-per-step", type=int, default=4, help="subnets trained per step (default 4)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument(
+        "--archs-per-step", type=positive_int, default=4, help="subnets trained per step (default 4)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
     p.add_argument(
         "--devices",
-        type=int,
+        type=positive_int,
         help="split each batch over this many local devices (default: all; the batch size must be a multiple)",
     )
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate, cosine schedule (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
-    p.add_argument("--width-mult", type=float, help="scale the fixed widths of the skeleton (mobilenet)")
-    p.add_argument("--image-size", type=int, help="train and test at this many px (default: the space's, 32)")
     p.add_argument(
-        "--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)"
+        "--lr", type=positive_float, default=0.1, help="peak learning rate, cosine schedule (default 0.1)"
+    )
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
+    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
+    p.add_argument(
+        "--width-mult", type=positive_float, help="scale the fixed widths of the skeleton (mobilenet)"
+    )
+    p.add_argument(
+        "--image-size", type=positive_int, help="train and test at this many px (default: the space's, 32)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints (default 100)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -1,0 +1,72 @@
+"""Every numeric flag of every command has a domain, checked where arguments are parsed: a value
+outside it is one line ``nasx: error: argument FLAG: ...`` naming the value, exit status 2.
+
+The flags are found by walking the real parser, so a new numeric flag without a domain fails
+`test_every_numeric_flag_has_a_domain`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from nasx.cli import build_parser
+from nasx.cli._args import nonnegative_int, population_size, positive_float, positive_int, seed_int
+
+BAD = {
+    positive_int: ("0", "-5", "abc", "2.5"),
+    nonnegative_int: ("-1", "x"),
+    seed_int: ("-1", "one"),
+    population_size: ("1", "0"),
+    positive_float: ("0", "-1", "nan", "inf", "x"),
+}
+GOOD = {positive_int: "1", nonnegative_int: "0", seed_int: "0", population_size: "2", positive_float: "0.5"}
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command words, its parser) for every leaf command, e.g. (("benchmark", "nb201"), parser)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for sub in subs:
+        for name, child in sub.choices.items():
+            yield from _commands(child, (*path, name))
+
+
+def _numeric_flags():
+    for words, parser in _commands(build_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.type in BAD:
+                yield words, action.option_strings[0], action.type
+
+
+FLAGS = list(_numeric_flags())
+
+
+def test_every_numeric_flag_has_a_domain() -> None:
+    untyped = [
+        (" ".join(words), a.option_strings[0])
+        for words, parser in _commands(build_parser())
+        for a in parser._actions
+        if a.option_strings and a.type in (int, float)
+    ]
+    assert untyped == []
+    assert len(FLAGS) >= 40  # search, solve, sweep, train-supernet, export, profile, sample, cost, benchmark
+    assert {" ".join(w) for w, _, _ in FLAGS} >= {"search", "solve", "train-supernet", "export", "profile"}
+
+
+@pytest.mark.parametrize(("words", "flag", "domain"), FLAGS, ids=[f"{' '.join(w)} {f}" for w, f, _ in FLAGS])
+def test_a_value_outside_the_domain_is_one_line_exit_2(cli, words, flag: str, domain) -> None:
+    for value in BAD[domain]:
+        code, out, err = cli(*words, f"{flag}={value}")
+        assert code == 2 and out == "", (flag, value, err)
+        assert err.count("\n") == 1 and err.startswith(f"nasx: error: argument {flag}"), err
+        assert value in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("domain", list(BAD), ids=lambda d: d.__name__)
+def test_the_smallest_allowed_value_is_accepted(domain) -> None:
+    assert domain(GOOD[domain]) == type(domain(GOOD[domain]))(GOOD[domain])
+    with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+        domain(BAD[domain][0])
