@@ -37,43 +37,40 @@ BITS = (4, 8, 16, 32)
 
 # --- numbers: each flag's domain, checked where arguments are parsed ----------------------------
 # argparse prefixes the message with the flag: "argument --evaluations: expected a positive integer, got 0"
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+def _at_least(name: str, minimum: int, what: str, doc: str):
+    """An argparse ``type`` for integers >= `minimum`; `what` names the domain in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    parse.__name__, parse.__qualname__, parse.__doc__ = name, name, doc
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (sizes, steps, how many of something)."""
-    value = _int(text, "a positive integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def population_size(text: str) -> int:
-    """A population of evolution or NSGA-II: an integer >= 2 (parents are drawn from it)."""
-    value = _int(text, "an integer >= 2")
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected a population of at least 2, got {value}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """An integer >= 0 (things that may be none: fine-tuning steps, warm-up calls, failures allowed)."""
-    value = _int(text, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    """A random seed: an integer >= 0 (NumPy's generators take no negative seed)."""
-    value = _int(text, "a seed (an integer >= 0)")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {value}")
-    return value
+positive_int = _at_least(
+    "positive_int", 1, "a positive integer", "An integer >= 1 (sizes, steps, how many of something)."
+)
+nonnegative_int = _at_least(
+    "nonnegative_int",
+    0,
+    "an integer >= 0",
+    "An integer >= 0 (fine-tuning steps, warm-up calls, failures).",
+)
+seed_int = _at_least(
+    "seed_int", 0, "a seed (an integer >= 0)", "A random seed: NumPy's generators take no negative one."
+)
+population_size = _at_least(
+    "population_size",
+    2,
+    "a population of at least 2",
+    "Evolution's and NSGA-II's: parents are drawn from it.",
+)
 
 
 def positive_float(text: str) -> float:
