@@ -170,8 +170,7 @@ def search(
         on_batch=on_batch,
     )
     with run:
-        while (archs := run.next_batch()) is not None:
-            run.complete(score(evaluate, archs))
+        run.evaluate_all(evaluate)
     return run.result()
 
 
@@ -239,6 +238,11 @@ class SearchRun:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+    def evaluate_all(self, evaluate: Evaluator) -> None:
+        """Score every remaining batch in this process with `evaluate` (what `search` does)."""
+        while (archs := self.next_batch()) is not None:
+            self.complete(score(evaluate, archs))
 
     def next_batch(self) -> list[Arch] | None:
         """The next architectures to score, or None when the run has all its evaluations."""

@@ -11,18 +11,15 @@ import contextlib
 import dataclasses
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nasx.budget import Budget
 from nasx.errors import NasxError
 from nasx.jobs.evaluators import EvaluatorSettings, worker_evaluator
-from nasx.runlog import Evaluation
-from nasx.search import Objective, SearchResult, SearchRun, Strategy
-from nasx.space import SearchSpace
+from nasx.search import SearchRun
 
 __all__ = ["RaySettings", "RayMissingError", "ray_tune", "search_on_ray"]
 
@@ -57,46 +54,18 @@ def ray_tune() -> ModuleType:
 
 
 def search_on_ray(
-    space: SearchSpace,
-    strategy: Strategy,
-    objectives: Sequence[str | Objective],
-    *,
-    evaluator: str,
-    settings: EvaluatorSettings,
-    ray: RaySettings,
-    evaluations: int,
-    batch_size: int,
-    seed: int,
-    budget: Budget | None,
-    resolution: int | None,
-    run_dir: Path,
-    resume: bool,
-    on_batch: Callable[[int, list[Evaluation]], None] | None = None,
-) -> SearchResult:
-    """`nasx.search.search` with the evaluations run as Ray Tune trials (chunks of a batch).
+    run: SearchRun, *, evaluator: str, settings: EvaluatorSettings, ray: RaySettings, storage: Path
+) -> None:
+    """Score every remaining batch of the open `run` as Ray Tune trials (chunks of a batch), as
+    `SearchRun.evaluate_all` does in this process.
 
-    Arguments as for `nasx.search.search`, except that the evaluator is given by its spec and
-    settings (each worker builds its own), and `ray` says where it runs. Tune's records go to
-    ``run_dir/ray``.
+    The evaluator is given by its spec and settings (each worker builds its own), `ray` says where
+    it runs; Tune's records go to `storage`.
     """
     tune = ray_tune()
     tune.connect(ray.address)
     worker = dataclasses.replace(settings, batch_size=ray.chunk)  # a worker scores one chunk at a time
-    make_evaluator: Callable[[], Any] = functools.partial(worker_evaluator, evaluator, space, worker)
-    with SearchRun(
-        space,
-        strategy,
-        objectives,
-        evaluations=evaluations,
-        batch_size=batch_size,
-        seed=seed,
-        budget=budget,
-        resolution=resolution,
-        run_dir=run_dir,
-        resume=resume,
-        on_batch=on_batch,
-    ) as run:
-        rounds = ray.rounds if evaluator.startswith("train:") else None  # ASHA over training rounds
-        with contextlib.redirect_stdout(sys.stderr):  # Tune's reports: stdout is for --json
-            tune.run_search(run, make_evaluator, chunk=ray.chunk, storage=run_dir / "ray", rounds=rounds)
-        return run.result()
+    make_evaluator: Callable[[], Any] = functools.partial(worker_evaluator, evaluator, run.space, worker)
+    rounds = ray.rounds if evaluator.startswith("train:") else None  # ASHA over training rounds
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's reports: stdout is for --json
+        tune.run_search(run, make_evaluator, chunk=ray.chunk, storage=storage, rounds=rounds)

@@ -36,7 +36,7 @@ from nasx.jobs.evaluators import BuiltEvaluator, EvaluatorSettings, build_evalua
 from nasx.jobs.latency import table_settings
 from nasx.jobs.strategies import STRATEGIES, build_strategy, check_strategy, resolve_objectives
 from nasx.runlog import Evaluation
-from nasx.search import Objective, SearchResult, search
+from nasx.search import Objective, SearchResult, SearchRun, search
 from nasx.space import SearchSpace
 from nasx.space_family import QuantizedSpace
 from solvers.fill import Filled
@@ -251,39 +251,25 @@ def run_search(
             event, stage="searching", description=evaluator.description, run_dir=folder, objectives=objectives
         )
     )
-    if request.ray is not None:
-        result = search_on_ray(
-            space,
-            strategy,
-            objectives,
-            evaluator=spec,
-            settings=settings,
-            ray=request.ray,
-            evaluations=request.evaluations,
-            batch_size=request.batch_size,
-            seed=request.seed,
-            budget=budget,
-            resolution=resolution,
-            run_dir=folder,
-            resume=request.resume,
-            on_batch=on_batch,
-        )
-    else:
-        result = search(
-            space,
-            strategy,
-            evaluator.evaluate,
-            objectives,
-            evaluations=request.evaluations,
-            batch_size=request.batch_size,
-            seed=request.seed,
-            budget=budget,
-            resolution=resolution,
-            run_dir=folder,
-            resume=request.resume,
-            on_batch=on_batch,
-        )
-    return _complete(request, space, budget, result, config, t0)
+    run = SearchRun(
+        space,
+        strategy,
+        objectives,
+        evaluations=request.evaluations,
+        batch_size=request.batch_size,
+        seed=request.seed,
+        budget=budget,
+        resolution=resolution,
+        run_dir=folder,
+        resume=request.resume,
+        on_batch=on_batch,
+    )
+    with run:
+        if request.ray is None:
+            run.evaluate_all(evaluator.evaluate)
+        else:
+            search_on_ray(run, evaluator=spec, settings=settings, ray=request.ray, storage=folder / "ray")
+    return _complete(request, space, budget, run.result(), config, t0)
 
 
 def _space(request: SearchRequest) -> SearchSpace:
