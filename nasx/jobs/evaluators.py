@@ -20,7 +20,7 @@ from nasx.errors import UnknownEvaluatorError
 from nasx.evaluators import ANALYTIC_NAMES, PROXY_NAMES, analytic, analytic_scores
 from nasx.search import Evaluator
 from nasx.space import Arch, SearchSpace
-from nasx.space_family import SpaceFamily
+from nasx.space_family import BlockPricedSpace, SpaceFamily, StagePricedSpace
 
 __all__ = [
     "EvaluatorSettings",
@@ -107,8 +107,8 @@ def build_evaluator(spec: str, space: SearchSpace, settings: EvaluatorSettings) 
     proxies = [n for n in names if n in PROXY_NAMES]
     rho = FALLBACK_RHO
     if "entropy" in names:
-        if search_spaces.family(space.name).default_rho is None:  # DeepMAD's formulas cover its family
-            raise UnknownEvaluatorError(  # the two formulations of solvers.mp.formulas, as it names them
+        if not isinstance(space, StagePricedSpace | BlockPricedSpace):  # what solvers.mp.formulas prices
+            raise UnknownEvaluatorError(
                 f'evaluator "entropy" (DeepMAD) needs a stage-structured space (resnet, mobilenet), not '
                 f'"{space.name}"; use a proxy such as synflow'
             )
