@@ -21,6 +21,7 @@ __all__ = [
     "DatasetError",
     "UnknownEvaluatorError",
     "UnknownObjectiveError",
+    "NonFiniteLossError",
 ]
 
 
@@ -91,3 +92,7 @@ class UnknownObjectiveError(NasxError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class NonFiniteLossError(NasxError, ArithmeticError):
+    """Training diverged: the loss became NaN or infinite (the checkpoints written so far are kept)."""

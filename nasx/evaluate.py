@@ -63,16 +63,22 @@ def accuracy(
     calib_images: int = 256,
     batch_size: int = 512,
     evaluator=None,
+    split: str = "val",
 ) -> np.ndarray:
-    """Test accuracy of each architecture (re-calibrated), as a float array."""
+    """Accuracy of each architecture (re-calibrated) on `data`'s `split`, as a float array.
+
+    Searches and supernet scoring read the validation split (the default); the test split is
+    for reporting what was chosen.
+    """
     evaluator = evaluator or make_evaluator(apply)
     encoded = jnp.asarray(np.stack([space.encode(a) for a in archs]))
     x_calib = jnp.asarray(calibration_images(data, calib_images))
     correct = np.zeros(len(archs))
-    n = len(data.x_test)
+    x_eval, y_eval = data.split(split)
+    n = len(x_eval)
     for start in range(0, n, batch_size):
-        x = data.x_test[start : start + batch_size]
-        y = data.y_test[start : start + batch_size]
+        x = x_eval[start : start + batch_size]
+        y = y_eval[start : start + batch_size]
         pad = batch_size - len(x) if n > batch_size else 0  # keep one shape: one compile
         if pad:
             x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])

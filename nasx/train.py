@@ -4,8 +4,9 @@ Each step draws k architectures (`nasx.sampling`: sandwich, sorted or uniform), 
 ``jax.vmap`` over the architecture axis through the one compiled supernet, and sums their losses,
 so their gradients add up on the shared weights. With distillation the first subnet (the largest)
 learns from the labels and the others from its softened predictions (in-place distillation).
-SGD with Nesterov momentum, weight decay and a cosine schedule; random-crop (and, where valid,
-flip) augmentation inside the step.
+SGD with Nesterov momentum, weight decay, label smoothing and a warm-up + cosine schedule;
+random-crop (and, where valid, flip) augmentation inside the step. `nasx.fit` trains one network
+from scratch with the same recipe.
 
 Everything a step uses (batch, architectures, augmentation key) is a pure function of the seed
 and the step number, so a run resumed from its last checkpoint continues exactly as an
@@ -36,7 +37,7 @@ from jax.sharding import Mesh
 from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
 from nasx.devices import replicate, shard_batch
-from nasx.errors import RunFolderError
+from nasx.errors import NonFiniteLossError, RunFolderError
 from nasx.sampling import RULES, draw, extreme
 from nasx.space import SearchSpace
 from nasx.supernet import Apply, Supernet, functional
@@ -46,6 +47,8 @@ __all__ = [
     "TrainResult",
     "cosine_schedule",
     "optimizer",
+    "smoothed_cross_entropy",
+    "trim_metrics",
     "make_step",
     "train",
 ]
@@ -66,6 +69,8 @@ class TrainConfig:
     learning_rate: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 4e-5
+    label_smoothing: float = 0.0
+    """Of the labels the first (largest) subnet learns from; the others learn its predictions."""
     warmup_steps: int = 10
     seed: int = 0
     checkpoint_every: int = 100
@@ -104,8 +109,9 @@ def cosine_schedule(peak: float, steps: int, warmup_steps: int):
     return schedule
 
 
-def optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """SGD with Nesterov momentum, decoupled weight decay and the cosine schedule."""
+def optimizer(config) -> optax.GradientTransformation:
+    """SGD with Nesterov momentum, weight decay (added to the gradient, as PyTorch's SGD) and the
+    warm-up + cosine schedule of `config` (a `TrainConfig` or `nasx.fit.FitConfig`)."""
     return optax.chain(
         optax.add_decayed_weights(config.weight_decay),
         optax.sgd(
@@ -116,7 +122,22 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def make_step(apply: Apply, tx: optax.GradientTransformation, *, flip: bool, distill: bool) -> Callable:
+def smoothed_cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Mean softmax cross-entropy against one-hot `labels` mixed with `smoothing` of the uniform."""
+    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    if smoothing:
+        targets = optax.smooth_labels(targets, smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def make_step(
+    apply: Apply,
+    tx: optax.GradientTransformation,
+    *,
+    flip: bool,
+    distill: bool,
+    label_smoothing: float = 0.0,
+) -> Callable:
     """``step(params, opt_state, archs, x, y, key) -> (params, opt_state, metrics)``, jitted.
 
     ``archs`` is an int32 batch of encoded architectures, teacher first.
@@ -124,8 +145,7 @@ def make_step(apply: Apply, tx: optax.GradientTransformation, *, flip: bool, dis
 
     def loss_fn(params: nnx.State, archs: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, dict]:
         logits = jax.vmap(lambda a: apply(params, a, x)[0])(archs)  # (k, batch, classes)
-        labels = jax.nn.one_hot(y, logits.shape[-1])
-        ce = jax.vmap(lambda lg: optax.softmax_cross_entropy(lg, labels).mean())(logits)
+        ce = jax.vmap(lambda lg: smoothed_cross_entropy(lg, y, label_smoothing))(logits)
         if distill:
             soft = jax.lax.stop_gradient(jax.nn.softmax(logits[0]))
             kd = jax.vmap(lambda lg: optax.softmax_cross_entropy(lg, soft).mean())(logits[1:])
@@ -155,9 +175,9 @@ def _metrics_path(out_dir: Path) -> Path:
     return out_dir / "metrics.jsonl"
 
 
-def _trim_metrics(out_dir: Path, last_step: int) -> list[dict]:
-    """Keep the metric lines up to `last_step` (lines past the checkpoint were not kept)."""
-    path = _metrics_path(out_dir)
+def trim_metrics(path: Path, last_step: int) -> list[dict]:
+    """Keep the lines of the metrics file `path` up to `last_step` (lines past the checkpoint a
+    run resumes from were not kept); a line cut by a kill is dropped."""
     if not path.exists():
         return []
     kept = []
@@ -166,7 +186,7 @@ def _trim_metrics(out_dir: Path, last_step: int) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line cut by a kill
             continue
-        if record.get("step", 0) <= last_step:
+        if isinstance(record, dict) and record.get("step", 0) <= last_step:
             kept.append(record)
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return kept
@@ -222,7 +242,7 @@ def train(
                 )
             start, state, _ = ckpt.restore({"params": params, "opt_state": opt_state})
             params, opt_state = state["params"], state["opt_state"]
-            history = _trim_metrics(out_dir, start)
+            history = trim_metrics(_metrics_path(out_dir), start)
             log.info("resumed from step %d", start)
         elif _metrics_path(out_dir).exists():
             _metrics_path(out_dir).unlink()
@@ -230,7 +250,9 @@ def train(
     if mesh is not None:
         shard_batch(np.zeros((config.batch_size, 1)), mesh)  # fail now if the batch does not split
         params, opt_state = replicate((params, opt_state), mesh)
-    step_fn = make_step(apply, tx, flip=data.flip, distill=config.distills)
+    step_fn = make_step(
+        apply, tx, flip=data.flip, distill=config.distills, label_smoothing=config.label_smoothing
+    )
     extremes = (
         {w: extreme(space, w) for w in ("largest", "smallest")} if config.sampling == "sandwich" else None
     )
@@ -251,6 +273,11 @@ def train(
             )
             record = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
             record["images_per_s"] = len(index) * len(archs) / (time.perf_counter() - t0)
+            if not np.isfinite(record["loss"]):
+                raise NonFiniteLossError(
+                    f"supernet loss became {record['loss']} at step {step + 1} (learning rate "
+                    f"{config.learning_rate}); lower --lr or resume from the last checkpoint"
+                )
             if metrics_file is not None and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()

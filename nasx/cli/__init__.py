@@ -62,3 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `nasx sample -n 1000 | head`
         return 0
+    except MemoryError:
+        print("nasx: error: out of host memory; lower --batch-size (or --image-size)", file=sys.stderr)
+        return 2
+    except Exception as e:  # XLA reports an allocation failure as a runtime error
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        first = str(e).strip().splitlines()[0]
+        print(
+            f"nasx: error: out of memory ({first}); lower --batch-size (or --archs-per-step)", file=sys.stderr
+        )
+        return 2

@@ -22,7 +22,11 @@ __all__ = [
     "nonnegative_int",
     "seed_int",
     "positive_float",
+    "nonnegative_float",
+    "fraction",
+    "open_fraction",
     "BITS",
+    "DATA_HELP",
     "parse_bits",
     "budget_arg",
     "emit_json",
@@ -33,6 +37,10 @@ __all__ = [
 ]
 
 BITS = (4, 8, 16, 32)
+DATA_HELP = (
+    "digits (default, embedded), fashion-mnist[:PATH] (apt-get install dataset-fashion-mnist), "
+    "mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH (a folder per class), npz:PATH, synthetic"
+)
 
 
 # --- numbers: each flag's domain, checked where arguments are parsed ----------------------------
@@ -82,6 +90,33 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
+
+
+def _float_in(name: str, ok, what: str, doc: str):
+    """An argparse ``type`` for finite floats with ``ok(value)``; `what` names the domain."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    parse.__name__, parse.__qualname__, parse.__doc__ = name, name, doc
+    return parse
+
+
+nonnegative_float = _float_in(
+    "nonnegative_float", lambda v: v >= 0, "a finite number >= 0", "A finite number >= 0 (weight decay)."
+)
+fraction = _float_in(
+    "fraction", lambda v: 0 <= v < 1, "a fraction in [0, 1)", "A number in [0, 1) (label smoothing)."
+)
+open_fraction = _float_in(
+    "open_fraction", lambda v: 0 < v < 1, "a fraction in (0, 1)", "A number in (0, 1) (a split's share)."
+)
 
 
 def parse_bits(text: str) -> tuple[int, ...]:

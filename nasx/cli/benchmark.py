@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from nasx.cli._args import emit_json, positive_int, seed_int
+from nasx.cli._args import DATA_HELP, emit_json, positive_int, seed_int
 from nasx.jobs.benchmark import (
     DATASETS,
     NB201_PAPER_REFERENCE,
@@ -123,9 +123,7 @@ def add_parsers(sub) -> None:
     q.add_argument(
         "--seed", type=seed_int, default=0, help="seed of the cell sample and proxy batch (default 0)"
     )
-    q.add_argument(
-        "--data", default="digits", help="images for the proxies (default digits; cifar10:PATH ...)"
-    )
+    q.add_argument("--data", default="digits", help="images for the proxies: " + DATA_HELP)
     q.add_argument("--proxies", help="comma-separated proxies to score (default: all)")
     q.add_argument(
         "--proxy-batch",

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nasx.budget import format_amount
 from nasx.cli._args import (
+    DATA_HELP,
     add_latency_argument,
     budget_arg,
     emit_json,
@@ -261,9 +262,7 @@ def add_parsers(sub, spaces_help: str) -> None:
         "with supernet:CKPT, the checkpoint's)",
     )
     p.add_argument("--resolution", type=positive_int, help="px at which costs apply (default: the space's)")
-    p.add_argument(
-        "--data", default="digits", help="images for proxies (default digits; cifar10:PATH, npz:PATH)"
-    )
+    p.add_argument("--data", default="digits", help="images for proxies and train:STEPS: " + DATA_HELP)
     p.add_argument(
         "--proxy-batch",
         type=positive_int,

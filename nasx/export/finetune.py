@@ -18,37 +18,22 @@ import logging
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
 from nasx.data import Dataset, augment, batch_indices
 from nasx.errors import NasxError
 from nasx.evaluate import calibration_images
-from nasx.nn.layers import BatchNorm, BatchNormContext
+from nasx.fit import recalibrate
+from nasx.nn.layers import BatchNormContext
 
-__all__ = ["FinetuneStepsError", "finetune", "recalibrate"]
+__all__ = ["FinetuneStepsError", "finetune"]
 
 log = logging.getLogger(__name__)
 
 
 class FinetuneStepsError(NasxError, ValueError):
     """A negative number of fine-tuning steps."""
-
-
-def recalibrate(model: nnx.Module, images: np.ndarray) -> None:
-    """Store in `model`'s batch norms the statistics of `images` (in place)."""
-    graphdef, state = nnx.split(model)
-
-    def measure(state: nnx.State, x: jax.Array) -> dict:
-        ctx = BatchNormContext()
-        nnx.merge(graphdef, state)(x, ctx)
-        return ctx.recorded
-
-    recorded = jax.jit(measure)(state, jnp.asarray(images))
-    for _, bn in nnx.iter_graph(model):
-        if isinstance(bn, BatchNorm) and bn.mean is not None:
-            bn.mean[...], bn.var[...] = recorded[bn.key]
 
 
 def finetune(

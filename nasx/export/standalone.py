@@ -40,7 +40,7 @@ from nasx.export.quantized import is_quantized, pack_model, write_weights
 from nasx.space import Arch, SearchSpace
 from nasx.supernet import Supernet, functional
 
-__all__ = ["ModelFolderError", "export_standalone", "load_model", "PLATFORMS"]
+__all__ = ["ModelFolderError", "export_standalone", "save_model", "load_model", "PLATFORMS"]
 
 PLATFORMS = ("cpu", "cuda")
 """Backends the serialized forward pass is lowered for."""
@@ -123,6 +123,37 @@ def export_standalone(
     stats = jax.jit(calibrate, static_argnums=0)(apply, params, jnp.asarray(space.encode(arch)), x_calib)
     nnx.update(supernet, params)  # extract slices the module's own weights
     model = supernet.extract(arch, stats)
+    return save_model(
+        model,
+        space,
+        arch,
+        data,
+        out,
+        meta=meta,
+        finetune_steps=finetune_steps,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
+def save_model(
+    model: nnx.Module,
+    space: SearchSpace,
+    arch: Arch,
+    data: Dataset,
+    out: str | Path,
+    *,
+    meta: dict | None = None,
+    finetune_steps: int = 0,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict:
+    """Write the standalone `model` of `arch` (stored batch-norm statistics) as a model folder
+    `out` (see the module docstring), optionally fine-tuned first; returns the metrics written."""
+    if finetune_steps < 0:
+        raise FinetuneStepsError(f"fine-tuning steps {finetune_steps}: expected 0 or more (0 = none)")
+    out = Path(out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
     forward, weights, layout = _artifact(model)
     exported = _serialize(forward, weights, data)
     metrics: dict = {"test_accuracy": _accuracy(exported, weights, data), "data": data.name}

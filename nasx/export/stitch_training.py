@@ -132,14 +132,17 @@ def train_stitches(
     return history
 
 
-def evaluate_configurations(net: StitchedNetworks, data: Dataset, *, batch_size: int = 64) -> np.ndarray:
-    """Held-out accuracy of every configuration, sharing each anchor's activations between them."""
+def evaluate_configurations(
+    net: StitchedNetworks, data: Dataset, *, batch_size: int = 64, split: str = "val"
+) -> np.ndarray:
+    """Accuracy of every configuration on `data`'s `split`, sharing each anchor's activations."""
     runner = SegmentRunner(net.anchors, net.stitches)
     fronts = sorted({c.front for c in net.configurations})
     correct = np.zeros(len(net.configurations))
-    for start in range(0, len(data.x_test), batch_size):
-        y = data.y_test[start : start + batch_size]
-        x = jnp.asarray(padded(data.x_test[start : start + batch_size], batch_size))
+    x_eval, y_eval = data.split(split)
+    for start in range(0, len(x_eval), batch_size):
+        y = y_eval[start : start + batch_size]
+        x = jnp.asarray(padded(x_eval[start : start + batch_size], batch_size))
         acts = {k: runner.boundary_outputs(k, x) for k in fronts}
         for n, c in enumerate(net.configurations):
             if c.is_anchor:
@@ -149,4 +152,4 @@ def evaluate_configurations(net: StitchedNetworks, data: Dataset, *, batch_size:
                 for graphdef, state in runner.tail(c):
                     logits = _forward(graphdef, state, logits)
             correct[n] += np.sum(np.asarray(logits).argmax(-1)[: len(y)] == y)
-    return correct / len(data.x_test)
+    return correct / len(x_eval)

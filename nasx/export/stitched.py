@@ -216,15 +216,16 @@ def export_stitched(
 ) -> dict[str, Any]:
     """Evaluate every configuration of `net`, keep the anchors and the Pareto-optimal stitches, write `out`.
 
-    Each kept configuration's held-out accuracy on `data` is measured again with the very function
-    that is serialized, so a fresh process reproduces it. `meta` is added to ``family.json``.
+    Configurations are kept by their accuracy on `data`'s validation split; each kept one's test
+    accuracy is then measured with the very function that is serialized, so a fresh process
+    reproduces it. `meta` is added to ``family.json``.
 
     Returns:
       The manifest written to ``family.json``.
     """
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    accuracy = evaluate_configurations(net, data, batch_size=batch_size)
+    accuracy = evaluate_configurations(net, data, batch_size=batch_size, split="val")  # chooses
     kept = _kept(net, accuracy)
     log.info(
         "keeping %d of %d configurations (anchors and the accuracy-vs-MACs front)", len(kept), len(accuracy)
@@ -279,7 +280,7 @@ def export_stitched(
             {
                 **config.to_dict(),
                 "costs": net.costs(config).to_dict(),
-                "test_accuracy": float(accuracy[k]),
+                "val_accuracy": float(accuracy[k]),
                 "member": kept.index(k) if k in kept else None,
             }
         )
@@ -294,7 +295,8 @@ def export_stitched(
         "variant": space.variant,
         "weights": "weights.npz",
         "checkpoint": "checkpoint",
-        "objectives": ["test_accuracy", "macs"],
+        "objectives": ["val_accuracy", "macs"],
+        "chosen_on": "the validation split; members' test_accuracy is measured after the choice",
         "anchors": [
             {
                 "fingerprint": a.fingerprint,

@@ -40,7 +40,7 @@ class EvaluatorSettings:
     """What an evaluator depends on besides its spec and the space.
 
     Attributes:
-      data: images proxies and training read (``nasx.data.load``: digits, cifar10:PATH, npz:PATH).
+      data: images proxies and training read (a `nasx.data.load` spec: digits, fashion-mnist, folder:PATH, ...).
       seed: seeds the proxy network's weights, the images chosen and the proxies' keys.
       batch_size: architectures scored per compiled call (the last chunk is padded).
       proxy_batch: images per proxy evaluation (default: each proxy's reference batch).
@@ -196,7 +196,7 @@ def _training_evaluator(spec: str, space: SearchSpace, settings: EvaluatorSettin
     return BuiltEvaluator(
         evaluate,
         ("acc",),
-        f"held-out accuracy after {steps} steps of training on {data.name}, each arch alone on the "
+        f"validation-split accuracy after {steps} steps of training on {data.name}, each arch alone on the "
         f"{network.name}:{network.variant} proxy network",
     )
 
@@ -212,6 +212,6 @@ def _supernet_evaluator(path: str, space: SearchSpace, settings: EvaluatorSettin
     return BuiltEvaluator(
         AccuracyEvaluator(network, apply, params, data, chunk=settings.batch_size, mesh=local_mesh(ARCHS)),
         ("acc",),
-        f"held-out accuracy on {data.name} with weights inherited from {meta['folder']} (step {meta['step']}), "
-        "BN re-calibrated",
+        f"validation-split accuracy ({len(data.x_val)} images held out from the training images) on "
+        f"{data.name} with weights inherited from {meta['folder']} (step {meta['step']}), BN re-calibrated",
     )

@@ -132,7 +132,11 @@ def export_front(
     """
     if request.kind not in KINDS:
         raise ExportError(f'export family "{request.kind}": expected one of {", ".join(KINDS)}')
+    from nasx.jobs.fit import is_training_run
     from nasx.jobs.trained import load_supernet
+
+    if is_training_run(request.run_dir):
+        return _trained(request, on_member)
 
     run = load_run(request.run_dir)
     spec = run.config.get("evaluator", "")
@@ -153,6 +157,45 @@ def export_front(
     if request.kind == "stitched":
         return _stitched(source, request)
     return _standalone(source, request, on_member)
+
+
+def _trained(
+    request: ExportRequest, on_member: Callable[[int, int, Arch, Path], None] | None
+) -> ExportedFamily:
+    """A network trained from scratch (`nasx train`) as a standalone model folder."""
+    from nasx.export.standalone import save_model
+    from nasx.jobs.fit import load_trained_network
+
+    if request.kind != "standalone":
+        raise ExportError(
+            f'"{request.run_dir}" is one network trained from scratch; it ships as --family standalone, '
+            f"not {request.kind}"
+        )
+    network, data = load_trained_network(request.run_dir)
+    out = Path(request.out or network.folder / "export").expanduser().resolve()
+    folder = out / f"01-{network.arch.fingerprint}"
+    if on_member is not None:
+        on_member(1, 1, network.arch, folder)
+    meta = {
+        "source": str(network.folder),
+        "trained": "from scratch (nasx train)",
+        "val_accuracy_at_training": network.summary["accuracy"]["val"],
+    }
+    metrics = save_model(
+        network.model,
+        network.space,
+        network.arch,
+        data,
+        folder,
+        meta=meta,
+        finetune_steps=request.finetune,
+        seed=network.summary["config"]["seed"],
+    )
+    member = {"folder": str(folder), "fingerprint": network.arch.fingerprint, **metrics}
+    manifest = {"family": "standalone", "members": [member]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return ExportedFamily(out, "standalone", [member], manifest)
 
 
 def _standalone(

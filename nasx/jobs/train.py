@@ -7,7 +7,11 @@ of the largest and smallest subnets (batch norm re-calibrated) and writes ``summ
     from nasx.jobs.train import TrainRequest, train_supernet
 
     result = train_supernet(TrainRequest(space="nb201", out="runs/nb201-supernet", steps=300))
-    result.test_accuracy  # {"largest": 0.91, "smallest": 0.42}
+    result.val_accuracy   # {"largest": 0.91, "smallest": 0.42}: held out from the training images
+    result.test_accuracy  # the same subnets on the test split
+
+What the request leaves out (epochs, batch, learning rate, image size) comes from the dataset's
+recipe (`nasx.jobs.recipes`) and natural size.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
+from nasx.jobs.fit import FitRequestError
 from nasx.space import Arch, SearchSpace
 from search_spaces import training_space
 
@@ -32,17 +37,19 @@ class TrainRequest:
     Attributes:
       space: ``FAMILY`` or ``FAMILY:VARIANT``; the family's training variant unless one is named.
       out: the run folder (checkpoints, ``metrics.jsonl``, ``summary.json``).
-      data: ``digits`` (embedded), ``cifar10:PATH``, ``cifar100:PATH``, ``npz:PATH`` or ``synthetic``.
-      steps: training steps.
+      data: a dataset spec (`nasx.data.load`): ``digits`` (embedded), ``fashion-mnist``, ...
+      steps, epochs: how long (at most one; default: the dataset's recipe, `nasx.jobs.recipes`).
       sampling: which subnets each step trains, one of `nasx.sampling.RULES`.
       archs_per_step: subnets trained per step.
-      batch_size: images per step.
+      batch_size: images per step (default: the recipe's).
       devices: split each batch over this many local devices (``None``: all).
-      learning_rate: peak learning rate of the cosine schedule.
+      learning_rate: peak learning rate of the cosine schedule (default: the recipe's).
+      label_smoothing: of the labels the largest subnet learns (default: the recipe's).
+      val_fraction: share of the training images held out for validation.
       seed: seed of the weights, the data order and the sampled subnets.
       bits: weight bit-widths to choose from (``None``: the family's).
       width_mult: scale the skeleton's fixed widths (families with ``FAMILY.width_mult``).
-      image_size: train and test at this many px (``None``: the space's).
+      image_size: train and test at this many px (``None``: the dataset's own size).
       checkpoint_every: steps between checkpoints.
       resume: continue the run in `out` from its last checkpoint.
     """
@@ -50,12 +57,15 @@ class TrainRequest:
     space: str
     out: str | Path
     data: str = "digits"
-    steps: int = 300
+    steps: int | None = None
+    epochs: float | None = None
     sampling: str = "sandwich"
     archs_per_step: int = 4
-    batch_size: int = 64
+    batch_size: int | None = None
     devices: int | None = None
-    learning_rate: float = 0.1
+    learning_rate: float | None = None
+    label_smoothing: float | None = None
+    val_fraction: float = 0.1
     seed: int = 0
     bits: tuple[int, ...] | None = None
     width_mult: float | None = None
@@ -89,7 +99,8 @@ class TrainedRun:
       space: the space the supernet trained on.
       steps: the step the run ended at.
       archs: ``{"largest": Arch, "smallest": Arch}``.
-      test_accuracy: held-out accuracy of each of `archs` (batch norm re-calibrated).
+      val_accuracy: accuracy of each of `archs` on the validation split (batch norm re-calibrated).
+      test_accuracy: the same on the test split.
       summary: what ``summary.json`` holds.
     """
 
@@ -97,6 +108,7 @@ class TrainedRun:
     space: SearchSpace
     steps: int
     archs: Mapping[str, Arch]
+    val_accuracy: Mapping[str, float]
     test_accuracy: Mapping[str, float]
     summary: Mapping[str, Any]
 
@@ -122,22 +134,39 @@ def train_supernet(
     from nasx import data as datasets
     from nasx.devices import DATA, local_mesh
     from nasx.evaluate import accuracy
+    from nasx.fit import steps_for_epochs
+    from nasx.jobs.recipes import recipe_for
     from nasx.sampling import extreme
     from nasx.supernet import build, count_params, functional
     from nasx.train import TrainConfig, train
 
+    if request.epochs is not None and request.steps is not None:
+        raise FitRequestError(f"epochs {request.epochs} and steps {request.steps}: give one, not both")
     family = search_spaces.family(request.space)
-    probe = training_space(request.space, bits=request.bits, num_classes=10, width_mult=request.width_mult)
-    data = datasets.load(request.data, size=request.image_size or probe.resolution, seed=request.seed)
+    training_space(request.space, bits=request.bits, num_classes=10, width_mult=request.width_mult)
+    data = datasets.load(
+        request.data, size=request.image_size, seed=request.seed, val_fraction=request.val_fraction
+    )
     space = training_space(
         request.space, bits=request.bits, num_classes=data.num_classes, width_mult=request.width_mult
     )
+    recipe = recipe_for(request.data)
+    batch = request.batch_size or recipe.supernet_batch_size
+    if request.steps is not None:
+        steps = request.steps
+    else:
+        epochs = request.epochs if request.epochs is not None else recipe.supernet_epochs
+        steps = steps_for_epochs(epochs, len(data.x_train), batch)
     config = TrainConfig(
-        steps=request.steps,
-        batch_size=request.batch_size,
+        steps=steps,
+        batch_size=batch,
         archs_per_step=request.archs_per_step,
         sampling=request.sampling,
-        learning_rate=request.learning_rate,
+        learning_rate=request.learning_rate or recipe.learning_rate,
+        label_smoothing=recipe.label_smoothing
+        if request.label_smoothing is None
+        else request.label_smoothing,
+        warmup_steps=max(1, round(recipe.warmup_fraction * steps)),
         seed=request.seed,
         checkpoint_every=request.checkpoint_every,
     )
@@ -148,6 +177,8 @@ def train_supernet(
         "bits": list(request.bits) if request.bits else None,
         "width_mult": request.width_mult,
         "data": request.data,
+        "data_info": data.describe(),
+        "val_fraction": request.val_fraction,
         "num_classes": data.num_classes,
         "resolution": data.image_size,
     }
@@ -173,15 +204,22 @@ def train_supernet(
     )
     _, _, apply = functional(supernet)
     archs = {"largest": extreme(space, "largest"), "smallest": extreme(space, "smallest")}
-    acc = accuracy(apply, result.params, space, list(archs.values()), data)
-    test_accuracy = {name: float(a) for name, a in zip(archs, acc, strict=True)}
+    measured = {
+        split: accuracy(apply, result.params, space, list(archs.values()), data, split=split)
+        for split in ("val", "test")
+    }
+    val_accuracy, test_accuracy = (
+        {name: float(a) for name, a in zip(archs, measured[split], strict=True)} for split in ("val", "test")
+    )
     summary = {
         "run_dir": str(out),
         **meta,
         "steps": result.step,
         "params": count_params(supernet),
+        "val_accuracy": val_accuracy,
         "test_accuracy": test_accuracy,
+        "accuracy_note": "val: held out from the training images; test: the dataset's test split",
         "archs": {name: a.to_dict() for name, a in archs.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return TrainedRun(out, space, result.step, archs, test_accuracy, summary)
+    return TrainedRun(out, space, result.step, archs, val_accuracy, test_accuracy, summary)

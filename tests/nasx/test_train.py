@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -36,10 +37,13 @@ def test_largest_and_smallest_subnets_learn_digits(tiny_supernet: tuple[Path, di
     assert network == SPACE and data.x_test.shape[1:3] == (8, 8)
     _, _, apply = functional(supernet)
     largest, smallest = extreme(SPACE, "largest"), extreme(SPACE, "smallest")
-    acc = accuracy(apply, params, SPACE, [largest, smallest], data)
-    assert acc[0] >= 0.90, f"largest subnet: {acc[0]:.1%} held-out accuracy"
-    assert acc[1] >= 0.80, f"smallest subnet: {acc[1]:.1%} held-out accuracy"
+    acc = accuracy(apply, params, SPACE, [largest, smallest], data, split="test")
+    assert acc[0] >= 0.90, f"largest subnet: {acc[0]:.1%} test accuracy"
+    assert acc[1] >= 0.80, f"smallest subnet: {acc[1]:.1%} test accuracy"
     assert tiny_supernet[1]["test_accuracy"] == pytest.approx({"largest": acc[0], "smallest": acc[1]})
+    val = accuracy(apply, params, SPACE, [largest, smallest], data)  # the default: validation
+    assert tiny_supernet[1]["val_accuracy"] == pytest.approx({"largest": val[0], "smallest": val[1]})
+    assert len(data.x_val) > 0 and not np.array_equal(val, acc)
 
 
 def _tiny_config(**changes) -> TrainConfig:
@@ -59,14 +63,12 @@ class Crash(Exception):
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(toy, digits: Dataset, tmp_path: Path) -> None:
-    small = Dataset(
-        digits.name,
-        digits.x_train[:256],
-        digits.y_train[:256],
-        digits.x_test[:64],
-        digits.y_test[:64],
-        10,
-        False,
+    small = dataclasses.replace(
+        digits,
+        x_train=digits.x_train[:256],
+        y_train=digits.y_train[:256],
+        x_test=digits.x_test[:64],
+        y_test=digits.y_test[:64],
     )
     config = _tiny_config()
     whole = train(MobileNetSupernet(toy, rngs=nnx.Rngs(0)), small, config)

@@ -12,7 +12,16 @@ import argparse
 import pytest
 
 from nasx.cli import build_parser
-from nasx.cli._args import nonnegative_int, population_size, positive_float, positive_int, seed_int
+from nasx.cli._args import (
+    fraction,
+    nonnegative_float,
+    nonnegative_int,
+    open_fraction,
+    population_size,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 
 BAD = {
     positive_int: ("0", "-5", "abc", "2.5"),
@@ -20,8 +29,20 @@ BAD = {
     seed_int: ("-1", "one"),
     population_size: ("1", "0"),
     positive_float: ("0", "-1", "nan", "inf", "x"),
+    nonnegative_float: ("-0.1", "nan", "inf", "x"),
+    fraction: ("1", "-0.1", "nan", "x"),
+    open_fraction: ("0", "1", "nan", "x"),
 }
-GOOD = {positive_int: "1", nonnegative_int: "0", seed_int: "0", population_size: "2", positive_float: "0.5"}
+GOOD = {
+    positive_int: "1",
+    nonnegative_int: "0",
+    seed_int: "0",
+    population_size: "2",
+    positive_float: "0.5",
+    nonnegative_float: "0",
+    fraction: "0",
+    open_fraction: "0.5",
+}
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -1,4 +1,4 @@
-"""`nasx train-supernet`: a resumable run folder, and bad data as one line."""
+"""`nasx train-supernet` and `nasx train`: resumable run folders, export, and bad input as one line."""
 
 from __future__ import annotations
 
@@ -73,3 +73,68 @@ def test_train_supernet_bad_data_is_one_line(
 ) -> None:
     code, _, err = cli("train-supernet", "--space", "mobilenet", "--data", data, "--out", str(tmp_path))
     assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_train_a_search_find_from_scratch_then_export_it(cli, tmp_path: Path) -> None:
+    """`nasx train --arch RUN_DIR#K`: the front member trained alone, measured on validation and
+    test; `nasx export` ships it with the very test accuracy it was trained to; --resume refuses
+    nothing to resume, and an occupied folder needs it."""
+    search = ["search", "--space", "nb201", "--budget", "100M-flops", "--evaluations", "6"]
+    assert cli(*search, "--out", str(tmp_path / "s"), "--json")[0] == 0
+    front = json.loads((tmp_path / "s" / "front.json").read_text())
+    run = tmp_path / "t"
+    argv = [
+        "train",
+        "--arch",
+        f"{tmp_path / 's'}#1",
+        "--image-size",
+        "8",
+        "--steps",
+        "12",
+        "--batch-size",
+        "32",
+    ]
+    code, stdout, err = cli(*argv, "--out", str(run), "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["fingerprint"] == front[0]["fingerprint"] and summary["steps"] == 12
+    assert summary["data_info"]["splits"]["sizes"]["val"] > 0
+    assert set(summary["accuracy"]) == {"val", "test"} and all(
+        0 <= a <= 1 for a in summary["accuracy"].values()
+    )
+    assert summary["params"] == summary["costs"]["params"]  # the network built is the one priced
+    assert json.loads((run / "summary.json").read_text()) == summary
+    code, _, err = cli(*argv, "--out", str(run))
+    assert code == 2 and "--resume" in err and len(err.splitlines()) == 1
+    code, stdout, err = cli("export", str(run), "--json")
+    assert code == 0, err
+    member = json.loads(stdout)["members"][0] if "members" in json.loads(stdout) else json.loads(stdout)[0]
+    assert member["test_accuracy"] == pytest.approx(summary["accuracy"]["test"], abs=1e-6)
+    code, stdout, err = cli("predict", member["folder"], "--input", str(_digits_file(tmp_path)), "--json")
+    assert code == 0, err
+
+
+def _digits_file(tmp_path: Path) -> Path:
+    import numpy as np
+
+    from nasx.data import load
+
+    path = tmp_path / "x.npy"
+    np.save(path, load("digits", size=8).x_test[:3])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arch", "no-such-preset", "--space", "nb201"], "no-such-preset"),
+        (["--arch", "RUN#1"], "RUN#1"),
+        (["--arch", "nb201-resnet", "--resume"], "no training run to resume"),
+        (["--arch", "nb201-resnet", "--epochs", "1", "--steps", "2"], "not allowed with argument"),
+        (["--arch", "nb201-resnet", "--data", "fashion-mnist:/nonexistent"], "/nonexistent"),
+        (["--arch", "nb201-resnet", "--val-fraction", "0"], "--val-fraction"),
+    ],
+)
+def test_train_bad_input_is_one_line(cli, tmp_path: Path, extra: list[str], message: str) -> None:
+    code, _, err = cli("train", *extra, "--out", str(tmp_path / "t"))
+    assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1, err
