@@ -13,6 +13,11 @@ stage strides, shortcut style, classes) is fixed by a *skeleton* (`SKELETONS`):
   shape does not change (TinyNAS ``force_resproj``); later blocks have identity shortcuts.
 * ``"cifar"``: the same choices on a 32 px input (stem stride 1, strides (1, 2, 2, 1, 2), 10
   classes), so a search can train at CIFAR size and budget the same architecture at ImageNet size.
+* ``"small"``: the CIFAR ResNet layout (He et al. 2016, Sec. 4.2: 3 stages of basic blocks) on
+  28 px images (Fashion-MNIST, MNIST), sized for a 2-core CPU: stem 3x3 s1 at 28 px, stages with
+  strides (2, 2, 2) at 14, 7 and 4 px, widths 8..40, depth 1..3, kernel 3, a 1x1 conv shortcut
+  where the shape changes. `nasx train-supernet --space resnet:small` trains its supernet in
+  minutes per epoch.
 * ``"torchvision-basic"`` / ``"torchvision-bottleneck"``: torchvision's ResNet-18/34 and ResNet-50
   (v1.5: stride in the 3x3) skeletons: stem 7x7 s2 + BN + ReLU + max pool 3x3 s2, 4 stages with
   strides (1, 2, 2, 2), a 1x1 conv (stride s) + BN shortcut only where the shape changes.
@@ -183,6 +188,23 @@ SKELETONS: dict[str, Skeleton] = {
             "imagenet", 224, 1000, 2, (2, 2, 2, 1, 2), "Shen et al. 2023; TinyNAS space_k1kxk1"
         ),
         _deepmad_skeleton("cifar", 32, 10, 1, (1, 2, 2, 1, 2), "DeepMAD choices on a CIFAR-size input"),
+        Skeleton(
+            name="small",
+            resolution=28,
+            num_classes=10,
+            block="basic",
+            stem_kernel=3,
+            stem_stride=1,
+            stem_maxpool=False,
+            strides=(2, 2, 2),
+            shortcut="torchvision",
+            stem_widths=(8, 16, 24, 32),
+            widths=tuple(range(8, 41, 8)),
+            btns=(),
+            kernels=(3,),
+            depths=(1, 2, 3),
+            reference="He et al. 2016, Sec. 4.2 (CIFAR ResNets), at 28 px",
+        ),
         _torchvision_skeleton("torchvision-basic", "basic", "He et al. 2016 (ResNet-18/34); torchvision"),
         _torchvision_skeleton(
             "torchvision-bottleneck", "bottleneck", "He et al. 2016 (ResNet-50+); torchvision v1.5"

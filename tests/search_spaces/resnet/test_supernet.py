@@ -56,6 +56,7 @@ SPACES = {  # name: (space, input side); one space without bits choices (ArchVie
         ),
         32,
     ),
+    "small": (space("small", bits=(32,)), 28),  # the real CPU-sized skeleton (Fashion-MNIST)
 }
 
 
