@@ -15,12 +15,11 @@ continues exactly as an uninterrupted one would. A non-finite loss stops the run
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
-from nasx.errors import NonFiniteLossError, RunFolderError
 from nasx.nn.layers import BatchNorm, BatchNormContext
-from nasx.train import optimizer, smoothed_cross_entropy, trim_metrics
+from nasx.train import optimizer, run_steps, smoothed_cross_entropy
 
 __all__ = ["FitConfig", "FitResult", "fit", "recalibrate", "model_accuracy", "steps_for_epochs"]
 
@@ -168,68 +165,32 @@ def fit(
     model = nnx.clone(model)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optimizer(config)
-    opt_state = tx.init(params)
-    run_meta = json.loads(json.dumps({**(meta or {}), "config": asdict(config)}))
-    start, history, ckpt = 0, [], None
-    if out_dir is not None:
-        out_dir = Path(out_dir).expanduser().resolve()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = Checkpointer(out_dir / "checkpoints")
-        latest = ckpt.latest_step()
-        if latest is not None and not resume:
-            ckpt.close()
-            raise RunFolderError(
-                f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
-            )
-        if latest is not None:
-            saved = ckpt.meta(latest)
-            if saved != run_meta:
-                ckpt.close()
-                differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))
-                raise RunFolderError(
-                    f'"{out_dir}" holds a different run (differs in: {", ".join(differing)}); use another --out'
-                )
-            start, state, _ = ckpt.restore({"params": params, "opt_state": opt_state})
-            params, opt_state = state["params"], state["opt_state"]
-            history = trim_metrics(out_dir / "metrics.jsonl", start)
-            log.info("resumed from step %d", start)
-        elif (out_dir / "metrics.jsonl").exists():
-            (out_dir / "metrics.jsonl").unlink()
-
     step_fn = _make_step(graphdef, rest, tx, flip=data.flip, label_smoothing=config.label_smoothing)
     base_key = jax.random.key(config.seed)
-    metrics_file = (out_dir / "metrics.jsonl").open("a") if out_dir is not None else None
+
+    def advance(state: dict, step: int) -> tuple[dict, dict[str, float]]:
+        index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
+        x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
+        t0 = time.perf_counter()
+        params, opt_state, loss, acc = step_fn(
+            state["params"], state["opt_state"], x, y, jax.random.fold_in(base_key, step)
+        )
+        record = {"loss": float(loss), "train_accuracy": float(acc)}
+        record["images_per_s"] = len(index) / (time.perf_counter() - t0)
+        return {"params": params, "opt_state": opt_state}, record
+
     began = time.perf_counter()
-    try:
-        for step in range(start, config.steps):
-            index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
-            x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
-            t0 = time.perf_counter()
-            params, opt_state, loss, acc = step_fn(
-                params, opt_state, x, y, jax.random.fold_in(base_key, step)
-            )
-            record = {"step": step + 1, "loss": float(loss), "train_accuracy": float(acc)}
-            record["images_per_s"] = len(index) / (time.perf_counter() - t0)
-            if not math.isfinite(record["loss"]):
-                raise NonFiniteLossError(
-                    f"loss became {record['loss']} at step {step + 1} (learning rate {config.learning_rate}); "
-                    "lower --lr or resume from the last checkpoint"
-                )
-            if metrics_file is not None and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-                history.append(record)
-            if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-                ckpt.save(step + 1, {"params": params, "opt_state": opt_state}, run_meta)
-            if on_step is not None:
-                on_step(step + 1, record)
-    finally:
-        if metrics_file is not None:
-            metrics_file.close()
-        if ckpt is not None:
-            ckpt.close()
+    state, history = run_steps(
+        {"params": params, "opt_state": tx.init(params)},
+        advance,
+        config,
+        meta=meta,
+        out_dir=out_dir,
+        resume=resume,
+        on_step=on_step,
+    )
     seconds = time.perf_counter() - began
-    nnx.update(model, params)
+    nnx.update(model, state["params"])
     order = np.random.default_rng([config.seed, 7]).permutation(len(data.x_train))
     recalibrate(model, data.x_train[order[: config.calib_images]])
-    return FitResult(model=model, step=max(start, config.steps), history=history, seconds=seconds)
+    return FitResult(model=model, step=config.steps, history=history, seconds=seconds)

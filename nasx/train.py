@@ -49,6 +49,7 @@ __all__ = [
     "optimizer",
     "smoothed_cross_entropy",
     "trim_metrics",
+    "run_steps",
     "make_step",
     "train",
 ]
@@ -192,6 +193,82 @@ def trim_metrics(path: Path, last_step: int) -> list[dict]:
     return kept
 
 
+def run_steps(
+    state: dict[str, Any],
+    advance: Callable[[dict[str, Any], int], tuple[dict[str, Any], dict[str, float]]],
+    config,
+    *,
+    meta: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """The training loop both trainers share: resume, steps, metrics, checkpoints.
+
+    ``advance(state, step) -> (state, record)`` runs optimizer step `step` (from 0) on the pytree
+    `state`; ``record["loss"]`` is checked for NaN and infinity. Every ``config.log_every`` steps a
+    record goes to ``metrics.jsonl`` and every ``config.checkpoint_every`` steps `state` to an
+    Orbax checkpoint with `meta` and the config, both in `out_dir` (if given). With `resume` the
+    run continues from the folder's last checkpoint; a run of another meta or config is refused.
+
+    Returns the final state and the logged records (those of a resumed-from run included).
+
+    Raises:
+      RunFolderError: `out_dir` holds a checkpoint and `resume` is False, or one of another run.
+      NonFiniteLossError: the loss became NaN or infinite (the checkpoints written so far stay).
+    """
+    run_meta = json.loads(json.dumps({**(meta or {}), "config": asdict(config)}))  # as stored
+    start, history, ckpt, metrics_file = 0, [], None, None
+    if out_dir is not None:
+        out_dir = Path(out_dir).expanduser().resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = Checkpointer(out_dir / "checkpoints")
+        latest = ckpt.latest_step()
+        if latest is not None and not resume:
+            ckpt.close()
+            raise RunFolderError(
+                f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
+            )
+        if latest is not None:
+            saved = ckpt.meta(latest)
+            if saved != run_meta:
+                ckpt.close()
+                differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))
+                raise RunFolderError(
+                    f'"{out_dir}" holds a different run (differs in: {", ".join(differing)}); use another --out'
+                )
+            start, state, _ = ckpt.restore(state)
+            history = trim_metrics(_metrics_path(out_dir), start)
+            log.info("resumed from step %d", start)
+        elif _metrics_path(out_dir).exists():
+            _metrics_path(out_dir).unlink()
+        metrics_file = _metrics_path(out_dir).open("a")
+    try:
+        for step in range(start, config.steps):
+            state, record = advance(state, step)
+            record = {"step": step + 1, **record}
+            if not np.isfinite(record["loss"]):
+                raise NonFiniteLossError(
+                    f"loss became {record['loss']} at step {step + 1} (learning rate {config.learning_rate}); "
+                    "lower --lr or resume from the last checkpoint"
+                )
+            last = step + 1 == config.steps
+            if metrics_file is not None and ((step + 1) % config.log_every == 0 or last):
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                history.append(record)
+            if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or last):
+                ckpt.save(step + 1, state, run_meta)
+            if on_step is not None:
+                on_step(step + 1, record)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+        if ckpt is not None:
+            ckpt.close()
+    return state, history
+
+
 def train(
     supernet: Supernet,
     data: Dataset,
@@ -216,37 +293,12 @@ def train(
       BatchSplitError: the batch size is not a multiple of the mesh's device count.
       RunFolderError: `out_dir` holds a checkpoint and `resume` is False, or the checkpoint was
         written by a different run (space, data or config).
+      NonFiniteLossError: the loss became NaN or infinite (lower the learning rate).
     """
     space: SearchSpace = supernet.space
     _, params, apply = functional(supernet)
     tx = optimizer(config)
     opt_state = tx.init(params)
-    run_meta = json.loads(json.dumps({**(meta or {}), "config": asdict(config)}))  # as stored
-    start, history = 0, []
-    ckpt = None
-    if out_dir is not None:
-        out_dir = Path(out_dir).expanduser().resolve()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = Checkpointer(out_dir / "checkpoints")
-        latest = ckpt.latest_step()
-        if latest is not None and not resume:
-            raise RunFolderError(
-                f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
-            )
-        if latest is not None:
-            saved = ckpt.meta(latest)
-            if saved != run_meta:
-                differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))
-                raise RunFolderError(
-                    f'"{out_dir}" holds a different run (differs in: {", ".join(differing)}); use another --out'
-                )
-            start, state, _ = ckpt.restore({"params": params, "opt_state": opt_state})
-            params, opt_state = state["params"], state["opt_state"]
-            history = trim_metrics(_metrics_path(out_dir), start)
-            log.info("resumed from step %d", start)
-        elif _metrics_path(out_dir).exists():
-            _metrics_path(out_dir).unlink()
-
     if mesh is not None:
         shard_batch(np.zeros((config.batch_size, 1)), mesh)  # fail now if the batch does not split
         params, opt_state = replicate((params, opt_state), mesh)
@@ -257,38 +309,30 @@ def train(
         {w: extreme(space, w) for w in ("largest", "smallest")} if config.sampling == "sandwich" else None
     )
     base_key = jax.random.key(config.seed)
-    metrics_file = _metrics_path(out_dir).open("a") if out_dir is not None else None
-    try:
-        for step in range(start, config.steps):
-            rng = np.random.default_rng([config.seed, step])
-            archs = draw(space, config.sampling, config.archs_per_step, rng, extremes)
-            encoded = jnp.asarray(np.stack([space.encode(a) for a in archs]))
-            index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
-            x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
-            if mesh is not None:
-                x, y = shard_batch((x, y), mesh)
-            t0 = time.perf_counter()
-            params, opt_state, metrics = step_fn(
-                params, opt_state, encoded, x, y, jax.random.fold_in(base_key, step)
-            )
-            record = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
-            record["images_per_s"] = len(index) * len(archs) / (time.perf_counter() - t0)
-            if not np.isfinite(record["loss"]):
-                raise NonFiniteLossError(
-                    f"supernet loss became {record['loss']} at step {step + 1} (learning rate "
-                    f"{config.learning_rate}); lower --lr or resume from the last checkpoint"
-                )
-            if metrics_file is not None and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-                history.append(record)
-            if ckpt is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-                ckpt.save(step + 1, {"params": params, "opt_state": opt_state}, run_meta)
-            if on_step is not None:
-                on_step(step + 1, record)
-    finally:
-        if metrics_file is not None:
-            metrics_file.close()
-        if ckpt is not None:
-            ckpt.close()
-    return TrainResult(params=params, step=max(start, config.steps), history=history)
+
+    def advance(state: dict, step: int) -> tuple[dict, dict[str, float]]:
+        rng = np.random.default_rng([config.seed, step])
+        archs = draw(space, config.sampling, config.archs_per_step, rng, extremes)
+        encoded = jnp.asarray(np.stack([space.encode(a) for a in archs]))
+        index = batch_indices(len(data.x_train), config.batch_size, config.seed, step)
+        x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
+        if mesh is not None:
+            x, y = shard_batch((x, y), mesh)
+        t0 = time.perf_counter()
+        params, opt_state, metrics = step_fn(
+            state["params"], state["opt_state"], encoded, x, y, jax.random.fold_in(base_key, step)
+        )
+        record = {k: float(v) for k, v in metrics.items()}
+        record["images_per_s"] = len(index) * len(archs) / (time.perf_counter() - t0)
+        return {"params": params, "opt_state": opt_state}, record
+
+    state, history = run_steps(
+        {"params": params, "opt_state": opt_state},
+        advance,
+        config,
+        meta=meta,
+        out_dir=out_dir,
+        resume=resume,
+        on_step=on_step,
+    )
+    return TrainResult(params=state["params"], step=config.steps, history=history)
