@@ -12,7 +12,12 @@ and head. The macro structure is a *skeleton* (`SKELETONS`):
   so that an architecture searched on CIFAR transfers to ImageNet and is budgeted there;
 * ``mobilenet-v2``: MobileNetV2 1.0 (stages 24, 32, 64, 96, 160, 320; ReLU6, depths 1-4);
 * ``efficientnet-b0``: EfficientNet-B0 (stages 24, 40, 80, 112, 192, 320; swish; SE squeezing
-  to a quarter of the block input, also in the first block).
+  to a quarter of the block input, also in the first block);
+* ``small``: sized for 28-32 px images (Fashion-MNIST, digits) and supernet training on a CPU,
+  stride-2 stem and four stages 16, 24, 40, 56 at 14, 14, 7 and 4 px, depths 1-3, expansions
+  2, 3, 4, 6, head 256, no feature mix; costs at a fixed 28 px, from 1.5M MACs (34K params) to
+  19.3M MACs (575K params). Its choices are not those of the others (four stages, other depths
+  and expansions): an architecture does not transfer to them.
 
 Choices, in order (``D`` = a stage's largest depth):
 
@@ -30,6 +35,8 @@ widths, and the costs follow the scaled widths. It makes CPU-sized proxy superne
 Bits choices default to 32 and are omitted when ``bits == (32,)``. The ``cifar`` skeleton carries
 the ``resolution`` choice (so its choices equal ``imagenet``'s) but its costs are at its fixed
 32 px: the choice only matters once the architecture is deployed on the ``imagenet`` skeleton.
+``small`` has the one option 28 (its fixed resolution); its supernet and networks run on any
+input side (a 32 px input too), and their costs stay those at 28 px.
 
 Costs are a sum of per-block terms (`mbconv_costs`) plus stem and head, so pricing an
 architecture takes microseconds and the MP solver can treat per-block costs as constants.

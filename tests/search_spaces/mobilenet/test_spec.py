@@ -7,6 +7,7 @@ import pytest
 
 from nasx.costs import FLOAT_BYTES, Costs, conv2d, dense, out_size
 from nasx.errors import InvalidArchError, UnknownSpaceError
+from nasx.sampling import extreme
 from nasx.space import Arch, SearchSpace
 from search_spaces.mobilenet.spec import (
     PRESETS,
@@ -223,6 +224,22 @@ def test_imagenet_and_cifar_have_the_same_choices() -> None:
     assert imagenet.size() == cifar.size()
     arch = imagenet.sample(np.random.default_rng(3))
     assert cifar.validate(arch) == arch
+
+
+def test_small_is_sized_for_28_px_on_a_cpu() -> None:
+    """Four stages at 14, 14, 7 and 4 px (stride-2 stem), costs at a fixed 28 px: 1.5-19.3M MACs."""
+    s = space("small", bits=(32,))
+    by_name = {c.name: c for c in s.choices}
+    assert s.resolution == 28 and by_name["resolution"].options == (28,) and s.num_classes == 10
+    assert [by_name[f"s{i}.depth"].options for i in range(1, 5)] == [(1, 2, 3)] * 4
+    assert "s5.depth" not in by_name and s.scaled.mix_width == 0
+    assert by_name["s4.b3.kernel"].options == (3, 5, 7) and by_name["s4.b3.expand"].options == (2, 3, 4, 6)
+    assert [s.block_input_side(i, 2, 28) for i in range(1, 5)] == [14, 14, 7, 4]
+    big = extreme(s, "largest")
+    largest, smallest = s.costs(big), s.costs(extreme(s, "smallest"))
+    assert (largest.macs, largest.params) == (19_324_912, 575_202)
+    assert (smallest.macs, smallest.params) == (1_540_528, 34_170)
+    assert s.costs(big, resolution=32).macs > largest.macs  # other sides only when asked for
 
 
 def test_blocks_beyond_the_depth_are_absent() -> None:

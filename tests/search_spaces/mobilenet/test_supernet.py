@@ -145,12 +145,16 @@ def _run(model: MobileNetNet, x: jax.Array) -> jax.Array:
 
 
 # --- exact parameter counts (no compile) --------------------------------------------------------
-@pytest.mark.parametrize("name", [*SPACES, "cifar-0.25"])
+@pytest.mark.parametrize("name", [*SPACES, "cifar-0.25", "small"])
 def test_extracted_params_equal_the_analytic_count(name):
-    s = space("cifar", bits=(4, 8, 16, 32), width_mult=0.25) if name == "cifar-0.25" else SPACES[name]
+    named = {
+        "cifar-0.25": lambda: space("cifar", bits=(4, 8, 16, 32), width_mult=0.25),
+        "small": lambda: space("small"),
+    }
+    s = named[name]() if name in named else SPACES[name]
     net = MobileNetSupernet(s, rngs=nnx.Rngs(0))
     stats, rng = _unit_stats(net), np.random.default_rng(2)
-    n = 5 if name == "cifar-0.25" else 20  # the cifar supernet is 20 blocks: slower to slice
+    n = 5 if name in named else 20  # 20 and 12 blocks: slower to slice
     archs = [_extreme(s, True), _extreme(s, False)] + [s.sample(rng) for _ in range(n)]
     for arch in archs:
         model = net.extract(arch, stats)
@@ -178,6 +182,23 @@ def test_width_multiplier_scales_the_built_network():
     # The same architecture runs on every width (the choices do not depend on it).
     arch = space("cifar").sample(np.random.default_rng(0))
     assert count_params(net.extract(arch, _unit_stats(net))) == s.costs(arch).params
+
+
+def test_small_supernet_runs_on_28_and_32_px():
+    """The ``small`` variant's costs are at 28 px, but its supernet (here at a quarter width) and
+    extracted networks run on any side: shapes at 28 px (traced only), values at 32 px, where the
+    extracted network computes what the masked supernet does."""
+    s = space("small", bits=(32,), width_mult=0.25)
+    net = MobileNetSupernet(s, rngs=nnx.Rngs(0), zero_last_gamma=False)
+    _, params, apply = functional(net)
+    arch = jnp.asarray(s.encode(_extreme(s, True)))
+    logits, stats = jax.eval_shape(apply, params, arch, jax.ShapeDtypeStruct((4, 28, 28, 3), jnp.float32))
+    assert logits.shape == (4, 10) and all(m.shape == v.shape for m, v in stats.values())
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((4, 32, 32, 3), dtype=np.float32))
+    logits, stats = jax.jit(apply)(params, arch, x)
+    assert logits.shape == (4, 10) and bool(jnp.all(jnp.isfinite(logits)))
+    standalone = _run(net.extract(_extreme(s, True), stats), x)  # BN with this batch's statistics
+    np.testing.assert_allclose(standalone, logits, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(logits))))
 
 
 def test_extracted_structure_follows_the_cost_model(rig):
