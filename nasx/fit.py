@@ -33,7 +33,7 @@ from nasx.data import Dataset, augment, batch_indices
 from nasx.nn.layers import BatchNorm, BatchNormContext
 from nasx.train import optimizer, run_steps, smoothed_cross_entropy
 
-__all__ = ["FitConfig", "FitResult", "fit", "recalibrate", "model_accuracy", "steps_for_epochs"]
+__all__ = ["FitConfig", "FitResult", "fit", "make_step", "recalibrate", "model_accuracy", "steps_for_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,14 @@ def model_accuracy(model: nnx.Module, x: np.ndarray, y: np.ndarray, batch_size: 
     return correct / max(1, len(x))
 
 
-def _make_step(graphdef, rest, tx, *, flip: bool, label_smoothing: float) -> Callable:
+def make_step(graphdef, rest, tx, *, flip: bool, label_smoothing: float) -> Callable:
+    """The jitted standalone training step ``(params, opt_state, x, y, key) -> (params, opt_state,
+    loss, accuracy)``: augment, forward on the batch's statistics, smoothed cross-entropy, update.
+
+    `graphdef`, `rest`: ``nnx.split(model, nnx.Param, ...)``'s graph and non-parameter state;
+    `tx`: the optimizer (`nasx.train.optimizer`).
+    """
+
     def loss_fn(params: nnx.State, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         logits = nnx.merge(graphdef, params, rest)(x, BatchNormContext())  # the batch's statistics
         loss = smoothed_cross_entropy(logits, y, label_smoothing)
@@ -165,7 +172,7 @@ def fit(
     model = nnx.clone(model)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optimizer(config)
-    step_fn = _make_step(graphdef, rest, tx, flip=data.flip, label_smoothing=config.label_smoothing)
+    step_fn = make_step(graphdef, rest, tx, flip=data.flip, label_smoothing=config.label_smoothing)
     base_key = jax.random.key(config.seed)
 
     def advance(state: dict, step: int) -> tuple[dict, dict[str, float]]:

@@ -185,7 +185,13 @@ def add_parsers(sub, spaces_help: str) -> None:
         "learning rate, image size) fit the dataset. Output: DIR/checkpoints "
         "(Orbax), DIR/metrics.jsonl, DIR/summary.json.",
     )
-    p.add_argument("--space", required=True, help=spaces_help + "; default variant: cifar")
+    p.add_argument(
+        "--space",
+        required=True,
+        help=spaces_help
+        + "; default variant: small (28 px, sized for a CPU) for 28 px data such as fashion-mnist"
+        " in mobilenet and resnet, else cifar (nb201: cifar10)",
+    )
     p.add_argument("--data", default="digits", help=DATA_HELP)
     length = p.add_mutually_exclusive_group()
     length.add_argument(

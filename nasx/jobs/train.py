@@ -35,7 +35,8 @@ class TrainRequest:
     """What to train, on what, for how long (the flags of ``nasx train-supernet``).
 
     Attributes:
-      space: ``FAMILY`` or ``FAMILY:VARIANT``; the family's training variant unless one is named.
+      space: ``FAMILY`` or ``FAMILY:VARIANT``; unless one is named, the family's variant for the
+        data's px (`search_spaces.training_space`: ``small`` for 28 px data in mobilenet and resnet).
       out: the run folder (checkpoints, ``metrics.jsonl``, ``summary.json``).
       data: a dataset spec (`nasx.data.load`): ``digits`` (embedded), ``fashion-mnist``, ...
       steps, epochs: how long (at most one; default: the dataset's recipe, `nasx.jobs.recipes`).
@@ -148,7 +149,11 @@ def train_supernet(
         request.data, size=request.image_size, seed=request.seed, val_fraction=request.val_fraction
     )
     space = training_space(
-        request.space, bits=request.bits, num_classes=data.num_classes, width_mult=request.width_mult
+        request.space,
+        bits=request.bits,
+        num_classes=data.num_classes,
+        width_mult=request.width_mult,
+        image_size=data.image_size,
     )
     recipe = recipe_for(request.data)
     batch = request.batch_size or recipe.supernet_batch_size

@@ -27,6 +27,7 @@ FAMILY = SpaceFamily(
     presets=PRESETS,
     supernet=_supernet,
     training_variant="cifar",
+    variant_for_px={28: "small"},  # Fashion-MNIST, MNIST: the CPU-sized 28 px layout
     default_evaluator="entropy",  # DeepMAD's entropy: analytic, defined on stage-structured spaces
     doc="MBConv stages of Once-for-All / MobileNetV3",
     default_rho=0.5,  # DeepMAD's bound for its larger and MBConv configs

@@ -27,6 +27,7 @@ FAMILY = SpaceFamily(
     presets=PRESETS,
     supernet=_supernet,
     training_variant="cifar",
+    variant_for_px={28: "small"},  # Fashion-MNIST, MNIST: the CPU-sized 28 px layout
     default_evaluator="entropy",  # DeepMAD's entropy: analytic, defined on stage-structured spaces
     doc="ResNet stages (DeepMAD's space; torchvision ResNets as presets)",
     default_rho=0.3,  # DeepMAD's bound for its ResNet configs

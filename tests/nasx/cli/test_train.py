@@ -138,3 +138,17 @@ def _digits_file(tmp_path: Path) -> Path:
 def test_train_bad_input_is_one_line(cli, tmp_path: Path, extra: list[str], message: str) -> None:
     code, _, err = cli("train", *extra, "--out", str(tmp_path / "t"))
     assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1, err
+
+
+def test_bare_train_supernet_on_28px_data_trains_the_28px_variant(cli, tmp_path: Path) -> None:
+    """`--space resnet` with MNIST-format data (28 px) and no variant: resnet:small, not the
+    32 px CIFAR layout, is what trains (the checkpoint's meta and the summary say so)."""
+    from tests.nasx.data.test_datasets import write_mnist
+
+    write_mnist(tmp_path / "idx", n_train=40, n_test=12)
+    out = tmp_path / "run"
+    argv = ["train-supernet", "--space", "resnet", "--data", f"mnist:{tmp_path / 'idx'}", "--out", str(out)]
+    code, stdout, err = cli(*argv, "--steps", "2", "--batch-size", "8", "--archs-per-step", "2", "--json")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["space"], summary["variant"], summary["resolution"]) == ("resnet", "small", 28)

@@ -32,7 +32,7 @@ def _write_idx(path: Path, array: np.ndarray, *, gz: bool, magic: int | None = N
     return path
 
 
-def _write_mnist(folder: Path, *, gz: bool = True, n_train: int = 40, n_test: int = 12) -> dict:
+def write_mnist(folder: Path, *, gz: bool = True, n_train: int = 40, n_test: int = 12) -> dict:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {}
@@ -196,7 +196,7 @@ def test_too_small_to_split(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_idx_files(tmp_path: Path, gz: bool) -> None:
-    written = _write_mnist(tmp_path / "fm", gz=gz)
+    written = write_mnist(tmp_path / "fm", gz=gz)
     data = load(f"fashion-mnist:{tmp_path / 'fm'}")
     assert data.name == "fashion-mnist" and data.flip and data.num_classes == 10
     assert data.x_train.shape == (36, 28, 28, 3) and data.x_val.shape == (4, 28, 28, 3)
@@ -209,7 +209,7 @@ def test_fashion_mnist_idx_files(tmp_path: Path, gz: bool) -> None:
 
 
 def test_mnist_idx_resized_and_mixed_compression(tmp_path: Path) -> None:
-    _write_mnist(tmp_path / "m", gz=False)
+    write_mnist(tmp_path / "m", gz=False)
     labels = tmp_path / "m" / "t10k-labels-idx1-ubyte"
     labels.with_name(labels.name + ".gz").write_bytes(gzip.compress(labels.read_bytes()))
     labels.unlink()
@@ -221,7 +221,7 @@ def test_mnist_idx_resized_and_mixed_compression(tmp_path: Path) -> None:
 def test_idx_errors_name_the_file(tmp_path: Path) -> None:
     folder = tmp_path / "fm"
     images = tmp_path / "fm" / "train-images-idx3-ubyte"
-    written = _write_mnist(folder, gz=False)
+    written = write_mnist(folder, gz=False)
     spec = f"fashion-mnist:{folder}"
 
     _write_idx(images, written["train"][0], gz=False, magic=0x0801)
