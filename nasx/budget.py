@@ -19,6 +19,7 @@ inclusive: a network is admitted when each cost is <= its limit.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
@@ -157,7 +158,13 @@ def parse_budget(text: str) -> Budget:
         if field in limits:
             raise BudgetParseError(f'budget "{text}": {word} is given twice')
         value = number * units[key]
-        limits[field] = value if field == "latency_ms" else round(value)
+        if not math.isfinite(value):
+            raise BudgetParseError(f'budget "{text}": {word} limit "{amount}" is not a finite number')
+        if field != "latency_ms":
+            if value < 1:
+                raise BudgetParseError(f'budget "{text}": {word} limit "{amount}" is below 1 {word}')
+            value = round(value)
+        limits[field] = value
     return Budget(**limits)
 
 

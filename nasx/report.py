@@ -8,7 +8,6 @@ families as a PNG (matplotlib, no display needed); `markdown` writes the front a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from nasx.errors import RunFolderError
 from nasx.pareto import hypervolume, pareto_front
-from nasx.runlog import RUNLOG_NAME, Evaluation, read_runlog
+from nasx.runlog import RUNLOG_NAME, Evaluation, read_run_config, read_runlog
 from nasx.search import COST_OBJECTIVES
 
 __all__ = ["Run", "load_run", "front_vs_macs", "plot", "markdown"]
@@ -49,7 +48,7 @@ def load_run(path: str | Path) -> Run:
             f'"{folder}" holds no search run ({RUNLOG_NAME} is missing); give an --out folder of nasx search'
         )
     config_path = folder / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config = read_run_config(config_path) if config_path.exists() else {}
     run = Run(folder, config, read_runlog(log_path))
     if not run.scored:
         raise RunFolderError(

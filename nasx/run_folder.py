@@ -4,6 +4,9 @@ A run folder holds ``config.json`` (what the search was asked), ``runlog.jsonl``
 architecture, written by `nasx.search`), and, once the search is over, ``front/`` (one JSON file
 per architecture of the front), ``front.json``, ``best.json`` and ``summary.json``. Resuming a run
 (``--resume``) requires the same configuration, except the number of evaluations.
+
+Whether a folder may be used at all (writable, a search run or new, resumed or not) is checked,
+and the folder locked, by `nasx.outputs.claim`; every file here is written atomically.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from typing import Any
 
 from nasx.budget import Budget
 from nasx.errors import RunFolderError
-from nasx.runlog import RUNLOG_NAME, Evaluation
+from nasx.outputs import write_json
+from nasx.runlog import Evaluation
 from nasx.search import SearchResult
 from nasx.space import SearchSpace
 
 __all__ = [
     "run_dir",
-    "check_fresh",
     "check_config",
     "write_config",
     "entry",
@@ -45,20 +48,20 @@ def run_dir(out: str | Path | None, space_spec: str, budget: Budget, strategy: s
     return candidate
 
 
-def check_fresh(folder: Path, resume: bool) -> None:
-    """Refuse to start a new run over a folder that holds one, unless it is resumed."""
-    if (folder / RUNLOG_NAME).exists() and not resume:
-        raise RunFolderError(
-            f'run folder "{folder}" already holds a run; add --resume to continue it or choose another --out'
-        )
-
-
 def check_config(folder: Path, config: dict[str, Any], resume: bool) -> None:
     """On resume, the saved ``config.json`` must equal `config` (but for `RESUMABLE` keys)."""
     path = folder / "config.json"
     if not (resume and path.exists()):
         return
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFolderError(
+            f'cannot resume "{folder}": its config.json does not read ({type(e).__name__}: {e}); '
+            "restore it or start a new run with another --out"
+        ) from None
+    if not isinstance(saved, dict):
+        raise RunFolderError(f'cannot resume "{folder}": its config.json is not a JSON object')
     differing = sorted(
         k for k in set(saved) | set(config) if k not in RESUMABLE and saved.get(k) != config.get(k)
     )
@@ -144,4 +147,4 @@ def write_results(
 
 
 def _write(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    write_json(path, obj)

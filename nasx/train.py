@@ -38,6 +38,7 @@ from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
 from nasx.devices import replicate, shard_batch
 from nasx.errors import NonFiniteLossError, RunFolderError
+from nasx.outputs import write_text
 from nasx.sampling import RULES, draw, extreme
 from nasx.space import SearchSpace
 from nasx.supernet import Apply, Supernet, functional
@@ -189,7 +190,7 @@ def trim_metrics(path: Path, last_step: int) -> list[dict]:
             continue
         if isinstance(record, dict) and record.get("step", 0) <= last_step:
             kept.append(record)
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))  # whole, or the old one after a kill
     return kept
 
 
@@ -230,7 +231,7 @@ def run_steps(
                 f'"{out_dir}" already holds a training run (step {latest}); add --resume or use another --out'
             )
         if latest is not None:
-            saved = ckpt.meta(latest)
+            saved = ckpt.meta()  # the newest intact step's (a damaged latest one is named and skipped)
             if saved != run_meta:
                 ckpt.close()
                 differing = sorted(k for k in set(saved) | set(run_meta) if saved.get(k) != run_meta.get(k))

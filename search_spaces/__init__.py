@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from nasx.errors import ArchFormatError, UnknownPresetError, UnknownSpaceError
+from nasx.errors import ArchFormatError, InvalidArchError, UnknownPresetError, UnknownSpaceError
 from nasx.space import Arch, Preset, SearchSpace
 from nasx.space_family import SpaceFamily, with_classes
 from search_spaces import mobilenet, nasnet, nb201, resnet
@@ -124,7 +124,7 @@ def load_arch(space_spec: str | None, text: str) -> tuple[SearchSpace, Arch]:
             )
         return space, parse(stripped, space)
     if stripped.startswith(("{", "[")):
-        raw = stripped
+        raw, source = stripped, "architecture"
     else:
         path = Path(text)
         if not path.is_file():
@@ -133,15 +133,39 @@ def load_arch(space_spec: str | None, text: str) -> tuple[SearchSpace, Arch]:
             raise UnknownPresetError(
                 f'"{text}" is neither a preset of "{name}" ({", ".join(names) or "none"}) nor an existing JSON file'
             )
-        raw = path.read_text()
+        raw, source = _read_arch_file(path), f'architecture file "{path}"'
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError:
         meta = None  # Arch.from_json reports the position
+    if isinstance(meta, dict) and "arch" in meta and not isinstance(meta["arch"], dict):
+        raise ArchFormatError(f'{source}: "arch" is {meta["arch"]!r}; expected an object of choice -> value')
     if isinstance(meta, dict) and isinstance(meta.get("arch"), dict):
         if "space" in meta and meta["space"] != space_spec.partition(":")[0]:
-            raise ArchFormatError(f'architecture "{text}" is for space "{meta["space"]}", not "{space_spec}"')
+            raise ArchFormatError(f'{source} is for space "{meta["space"]}", not "{space_spec}"')
         if "variant" in meta and ":" not in space_spec:
+            if not isinstance(meta["variant"], str):
+                raise ArchFormatError(f'{source}: "variant" is {meta["variant"]!r}; expected a name')
             space_spec = f"{space_spec}:{meta['variant']}"
     space = make_space(space_spec)
-    return space, space.validate(Arch.from_json(raw))
+    try:
+        return space, space.validate(Arch.from_json(raw))
+    except (ArchFormatError, InvalidArchError) as e:
+        if source == "architecture":
+            raise
+        raise type(e)(f"{e} (in {source})") from None
+
+
+def _read_arch_file(path: Path) -> str:
+    """The text of an architecture file, or one line saying why it has none."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArchFormatError(f'architecture file "{path}" cannot be read ({e.strerror or e})') from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchFormatError(
+            f'architecture file "{path}" is not text (binary bytes); give a JSON object of choice -> value '
+            "(as nasx search writes in best.json and front/)"
+        ) from None

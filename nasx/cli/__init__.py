@@ -10,6 +10,7 @@ budget) prints one line ``nasx: error: ...`` on stderr and exits with status 2, 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -51,8 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Warnings(logging.Handler):
+    """The library's warnings (logger ``nasx``) as ``nasx: warning: ...`` lines on the current stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"nasx: warning: {record.getMessage()}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `nasx` command `argv` (default: ``sys.argv[1:]``); returns the exit status."""
+    logger, handler = logging.getLogger("nasx"), _Warnings()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False  # not also through a root handler another library installed
+    try:
+        return _run(argv)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -21,6 +21,9 @@ __all__ = [
     "population_size",
     "nonnegative_int",
     "seed_int",
+    "SEED_MAX",
+    "anchor_count",
+    "ANCHORS",
     "positive_float",
     "nonnegative_float",
     "fraction",
@@ -29,6 +32,9 @@ __all__ = [
     "DATA_HELP",
     "parse_bits",
     "budget_arg",
+    "name_list",
+    "seed_list",
+    "budget_list",
     "emit_json",
     "add_latency_argument",
     "load_latency_table",
@@ -45,15 +51,21 @@ DATA_HELP = (
 
 # --- numbers: each flag's domain, checked where arguments are parsed ----------------------------
 # argparse prefixes the message with the flag: "argument --evaluations: expected a positive integer, got 0"
-def _at_least(name: str, minimum: int, what: str, doc: str):
-    """An argparse ``type`` for integers >= `minimum`; `what` names the domain in the message."""
+SEED_MAX = 2**32 - 1
+"""The largest seed: NumPy's generators take any integer >= 0 but JAX's keys overflow past
+2**63 - 1; 2**32 - 1 fits every generator nasx seeds."""
+
+
+def _at_least(name: str, minimum: int, what: str, doc: str, maximum: int | None = None):
+    """An argparse ``type`` for integers >= `minimum` (and <= `maximum`, if given); `what` names the
+    domain in the message."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
         return value
 
@@ -71,13 +83,26 @@ nonnegative_int = _at_least(
     "An integer >= 0 (fine-tuning steps, warm-up calls, failures).",
 )
 seed_int = _at_least(
-    "seed_int", 0, "a seed (an integer >= 0)", "A random seed: NumPy's generators take no negative one."
+    "seed_int",
+    0,
+    f"a seed (an integer from 0 to {SEED_MAX})",
+    "A random seed: NumPy's generators take no negative one, JAX's keys no huge one.",
+    maximum=SEED_MAX,
 )
 population_size = _at_least(
     "population_size",
     2,
     "a population of at least 2",
     "Evolution's and NSGA-II's: parents are drawn from it.",
+)
+ANCHORS = (2, 4)
+"""How many anchors a stitched family takes (`nasx.export.stitched.MAX_ANCHORS`, which imports JAX)."""
+anchor_count = _at_least(
+    "anchor_count",
+    ANCHORS[0],
+    f"{ANCHORS[0]} to {ANCHORS[1]} anchors",
+    "Anchors of a stitched family (SN-Net): at least two sizes, at most the stitcher's limit.",
+    maximum=ANCHORS[1],
 )
 
 
@@ -138,6 +163,50 @@ def budget_arg(text: str) -> Budget:
         return parse_budget(text)
     except NasxError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    except OverflowError:  # "1e400M-flops": a float that is infinite before it is rounded
+        raise argparse.ArgumentTypeError(f'budget "{text}": a limit too large to be a number') from None
+
+
+# --- lists: comma-separated, no empty item, no item twice -----------------------------------------
+def _items(text: str, what: str, example: str) -> list[str]:
+    """The stripped items of `text`, or one message naming `text`: empty, an empty item, a repeat."""
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError(f'{what} "{text}": empty; expected e.g. {example}')
+    if not all(items):
+        raise argparse.ArgumentTypeError(f'{what} "{text}": an empty item between commas; e.g. {example}')
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f'{what} "{text}": {", ".join(repeated)} given twice')
+    return items
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """``acc,macs`` -> ``("acc", "macs")``: names (objectives, proxies), each once; the command
+    checks that they exist, as that depends on its other flags."""
+    return tuple(_items(text, "names", "acc,macs"))
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """``0,1,2`` -> ``(0, 1, 2)``: distinct seeds, each a `seed_int`."""
+    items = _items(text, "seeds", "0,1,2")
+    try:
+        return tuple(seed_int(item) for item in items)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f'seeds "{text}": {e}') from None
+
+
+def budget_list(text: str) -> tuple[str, ...]:
+    """``200M-flops,400M-flops`` -> ``("200M-flops", "400M-flops")``: distinct budgets of one limit
+    each, as typed (they name run folders), each one parsed here so a bad one stops the command
+    before any work."""
+    items = _items(text, "budgets", "200M-flops,400M-flops")
+    for item in items:
+        try:
+            budget_arg(item)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f'budgets "{text}": {e}') from None
+    return tuple(items)
 
 
 def emit_json(obj: object) -> None:

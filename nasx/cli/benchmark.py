@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from nasx.cli._args import DATA_HELP, emit_json, positive_int, seed_int
+from nasx.cli._args import DATA_HELP, emit_json, name_list, positive_int, seed_int
 from nasx.jobs.benchmark import (
     DATASETS,
     NB201_PAPER_REFERENCE,
@@ -44,7 +44,7 @@ def cmd_benchmark_nb201(args: argparse.Namespace) -> int:
         all_cells=args.all,
         seed=args.seed,
         data=args.data,
-        proxies=tuple(args.proxies.split(",")) if args.proxies else None,
+        proxies=args.proxies,
         proxy_batch=args.proxy_batch,
         batch_size=args.batch_size,
         queries=args.queries,
@@ -124,7 +124,7 @@ def add_parsers(sub) -> None:
         "--seed", type=seed_int, default=0, help="seed of the cell sample and proxy batch (default 0)"
     )
     q.add_argument("--data", default="digits", help="images for the proxies: " + DATA_HELP)
-    q.add_argument("--proxies", help="comma-separated proxies to score (default: all)")
+    q.add_argument("--proxies", type=name_list, help="comma-separated proxies to score (default: all)")
     q.add_argument(
         "--proxy-batch",
         type=positive_int,
@@ -143,8 +143,9 @@ def add_parsers(sub) -> None:
     q.add_argument(
         "--batch", type=positive_int, default=1, help="cells asked per step in the search (default 1)"
     )
-    q.add_argument("--no-proxies", action="store_true", help="skip the proxy correlations")
-    q.add_argument("--no-search", action="store_true", help="skip the simulated search")
+    skip = q.add_mutually_exclusive_group()  # skipping both would leave nothing to do
+    skip.add_argument("--no-proxies", action="store_true", help="skip the proxy correlations")
+    skip.add_argument("--no-search", action="store_true", help="skip the simulated search")
     q.add_argument(
         "--out",
         help="run folder: proxy scores are appended to OUT/proxy_scores.jsonl as they are computed "

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nasx.budget import format_amount
-from nasx.cli._args import emit_json, nonnegative_int, positive_int
+from nasx.cli._args import ANCHORS, anchor_count, emit_json, nonnegative_int, positive_int
 from nasx.jobs.export import KINDS, ExportedFamily, ExportRequest, export_front
 from nasx.jobs.predict import PredictRequest, predict
 from nasx.jobs.report import ReportRequest, report_run
@@ -171,7 +171,10 @@ def add_parsers(sub) -> None:
         "or a stitched family (SN-Net): front anchors joined by stitching layers",
     )
     p.add_argument(
-        "--anchors", type=positive_int, default=2, help="stitched: anchors from the front, 2-4 (default 2)"
+        "--anchors",
+        type=anchor_count,
+        default=ANCHORS[0],
+        help=f"stitched: anchors from the front, {ANCHORS[0]}-{ANCHORS[1]} (default {ANCHORS[0]})",
     )
     p.add_argument(
         "--stitch-steps",

@@ -69,9 +69,11 @@ class _Bars(ProfileObserver):
             self.bar = None
 
     def blocks_started(self) -> None:
-        self.blocks = self._open().add_task("blocks x rounds", total=None, note="")
+        self.blocks = None  # the bar opens on the first timing: an error before it prints no frame
 
     def block_timed(self, done: int, total: int, block: Block, ms: float | None) -> None:
+        if self.blocks is None:
+            self.blocks = self._open().add_task("blocks x rounds", total=None, note="")
         note = "" if ms is None else f"{describe_block(block)[:60]}: {ms:.3f} ms"
         self.bar.update(self.blocks, completed=done, total=total, note=note)
 

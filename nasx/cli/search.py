@@ -15,6 +15,7 @@ from nasx.cli._args import (
     budget_arg,
     emit_json,
     load_latency_table,
+    name_list,
     parse_bits,
     population_size,
     positive_float,
@@ -37,15 +38,12 @@ __all__ = ["add_parsers", "cmd_search", "cmd_solve", "search_request"]
 # --- nasx search ------------------------------------------------------------------------------
 def search_request(args: argparse.Namespace, latency: LatencyTable | None = None) -> SearchRequest:
     """The `SearchRequest` of parsed ``nasx search`` arguments (`latency`: the loaded table)."""
-    objectives = (
-        tuple(n.strip() for n in args.objectives.split(",") if n.strip()) if args.objectives else None
-    )
     return SearchRequest(
         space=args.space,
         budget=args.budget,
         strategy=args.strategy,
         evaluator=args.evaluator,
-        objectives=objectives,
+        objectives=args.objectives,
         population=args.population,
         evaluations=args.evaluations,
         batch_size=args.batch_size,
@@ -241,7 +239,9 @@ def add_parsers(sub, spaces_help: str) -> None:
         "default: entropy for resnet/mobilenet, params for nasnet, synflow for nb201",
     )
     p.add_argument(
-        "--objectives", help="e.g. acc,macs (acc/score = the evaluator's first score); default: score"
+        "--objectives",
+        type=name_list,
+        help="e.g. acc,macs (acc/score = the evaluator's first score); default: score",
     )
     p.add_argument("--population", type=population_size, default=32, help="population size (default 32)")
     p.add_argument(

@@ -10,9 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from nasx.budget import format_amount
-from nasx.cli._args import nonnegative_int, parse_bits, population_size, positive_int
-from nasx.errors import BudgetParseError
+from nasx.cli._args import (
+    budget_list,
+    nonnegative_int,
+    parse_bits,
+    population_size,
+    positive_int,
+    seed_list,
+)
 from nasx.jobs.search import SearchRequest
+from nasx.jobs.strategies import STRATEGIES
 from nasx.jobs.sweep import SweepRequest, sweep
 
 __all__ = ["add_parsers", "cmd_sweep"]
@@ -22,10 +29,7 @@ FORWARDED = ("strategy", "evaluator", "evaluations", "population", "batch_size",
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    budgets = tuple(b.strip() for b in args.budgets.split(",") if b.strip())
-    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    if not budgets:
-        raise BudgetParseError(f'budgets "{args.budgets}": expected comma-separated budgets, e.g. 200M-flops')
+    budgets, seeds = args.budgets, args.seeds  # checked by budget_list and seed_list
     shared = {k: getattr(args, k) for k in FORWARDED if getattr(args, k) is not None}
     request = SweepRequest(
         search=SearchRequest(space=args.space, budget=budgets[0], **shared),  # each trial sets its own
@@ -75,12 +79,17 @@ def add_parsers(sub, spaces_help: str) -> None:
         "OUT/BUDGET-sSEED/ and the best of each goes to OUT/sweep.json. Needs nasx[ray].",
     )
     p.add_argument("--space", required=True, help=spaces_help)
-    p.add_argument("--budgets", required=True, help="comma-separated, e.g. 200M-flops,400M-flops,600M-flops")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument(
+        "--budgets",
+        required=True,
+        type=budget_list,
+        help="comma-separated, one limit each, e.g. 200M-flops,400M-flops,600M-flops",
+    )
+    p.add_argument("--seeds", type=seed_list, default=(0,), help="comma-separated seeds (default 0)")
     p.add_argument(
         "--ray", default="local", help="auto, ray://HOST:PORT, or local (default: a private one here)"
     )
-    p.add_argument("--strategy", help="as for nasx search (default evolution)")
+    p.add_argument("--strategy", choices=STRATEGIES, help="as for nasx search (default evolution)")
     p.add_argument("--evaluator", help="as for nasx search")
     p.add_argument("--evaluations", type=positive_int, help="per search (default 256)")
     p.add_argument("--population", type=population_size, help="as for nasx search")

@@ -44,6 +44,7 @@ from nasx.errors import NasxError
 from nasx.export.packing import pack_codes, packed_nbytes, unpack_codes
 from nasx.nn.layers import EPS, BatchNorm, Conv, Dense, is_float
 from nasx.nn.quant import quantize
+from nasx.outputs import atomic, write_json
 
 __all__ = [
     "WEIGHTS",
@@ -214,11 +215,12 @@ def write_weights(folder: Path, weights: list[np.ndarray], layout: dict | None) 
 
     Returns the size of the weights file in bytes.
     """
-    np.savez(folder / WEIGHTS, **{f"w{i}": w for i, w in enumerate(weights)})
+    with atomic(folder / WEIGHTS) as f:  # whole or not at all: a kill leaves the previous file
+        np.savez(f, **{f"w{i}": w for i, w in enumerate(weights)})
     if layout is None:
         (folder / PACKED_LAYOUT).unlink(missing_ok=True)  # left by an earlier export
     else:
-        (folder / PACKED_LAYOUT).write_text(json.dumps(layout) + "\n")
+        write_json(folder / PACKED_LAYOUT, layout, indent=None)
     return (folder / WEIGHTS).stat().st_size
 
 

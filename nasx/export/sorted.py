@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from nasx.errors import NasxError
 from nasx.evaluate import calibrate, calibration_images
 from nasx.export.slices import member_forward, slice_boxes
 from nasx.export.standalone import PLATFORMS
+from nasx.outputs import atomic, write_bytes, write_json, write_text
 from nasx.pareto import hypervolume
 from nasx.space import Arch, SearchSpace
 from nasx.space_family import NestedSpace
@@ -391,6 +391,7 @@ def export_sorted(
         jax.ShapeDtypeStruct(shape, jnp.float32),
     )
     plain = {k: v for k, v in (meta or {}).items() if isinstance(v, (str, int, float, bool))}
+    (out / "family.json").unlink(missing_ok=True)  # written last: a family a kill interrupted has none
     members = []
     for i, (arch, forward) in enumerate(zip(chain, forwards, strict=True)):
         exported = jax.export.export(jax.jit(forward), platforms=PLATFORMS)(*specs)
@@ -404,10 +405,10 @@ def export_sorted(
         folder = out / "members" / f"{i + 1:02d}-{arch.fingerprint}"
         folder.mkdir(parents=True, exist_ok=True)
         costs = dataclasses.asdict(space.costs(arch))
-        (folder / "arch.json").write_text(arch.to_json(indent=2) + "\n")
-        (folder / "costs.json").write_text(json.dumps(costs, indent=2) + "\n")
-        (folder / "metrics.json").write_text(json.dumps({**metrics, "member": i, **plain}, indent=2) + "\n")
-        (folder / "model.stablehlo").write_bytes(exported.serialize())
+        write_text(folder / "arch.json", arch.to_json(indent=2) + "\n")
+        write_json(folder / "costs.json", costs)
+        write_json(folder / "metrics.json", {**metrics, "member": i, **plain})
+        write_bytes(folder / "model.stablehlo", exported.serialize())
         members.append(
             {
                 "folder": str(folder.relative_to(out)),
@@ -419,7 +420,8 @@ def export_sorted(
             }
         )
     arrays = {f"w{i}": w for i, w in enumerate(weights)}
-    np.savez(out / "weights.npz", **arrays)
+    with atomic(out / "weights.npz") as f:
+        np.savez(f, **arrays)
     with ocp.StandardCheckpointer() as ckpt:
         ckpt.save(out / "checkpoint", arrays, force=True)
         ckpt.wait_until_finished()
@@ -440,5 +442,5 @@ def export_sorted(
         },
         **(meta or {}),
     }
-    (out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "family.json", manifest)
     return manifest

@@ -16,13 +16,13 @@ measures its held-out accuracy with the very function it serializes, and writes 
   values and the bit-packed integer codes, ``weights.packed.json`` their layout, and the
   serialized function dequantizes them itself, so the call is the same.
 
-`load_model(folder)` returns the exported forward pass as a function of images (NHWC float32).
+`nasx.export.load.load_model(folder)` returns the exported forward pass as a function of images
+(NHWC float32).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,10 +37,11 @@ from nasx.errors import NasxError
 from nasx.evaluate import calibrate, calibration_images
 from nasx.export.finetune import FinetuneStepsError, finetune
 from nasx.export.quantized import is_quantized, pack_model, write_weights
+from nasx.outputs import write_bytes, write_json, write_text
 from nasx.space import Arch, SearchSpace
 from nasx.supernet import Supernet, functional
 
-__all__ = ["ModelFolderError", "export_standalone", "save_model", "load_model", "PLATFORMS"]
+__all__ = ["ModelFolderError", "export_standalone", "save_model", "PLATFORMS"]
 
 PLATFORMS = ("cpu", "cuda")
 """Backends the serialized forward pass is lowered for."""
@@ -172,35 +173,18 @@ def save_model(
             "finetune_seed": seed,
             "finetune_final_loss": history[-1]["loss"],
         }
+    # model.stablehlo goes last, each file whole (tmp + rename): a folder a kill interrupted has
+    # none, and reads as no model rather than as a model with the weights of another export
+    (out / "model.stablehlo").unlink(missing_ok=True)
     metrics |= {
         "weights_format": "float32" if layout is None else "packed",
         "weights_file_bytes": write_weights(out, weights, layout),
     }
-    (out / "arch.json").write_text(arch.to_json(indent=2) + "\n")
-    (out / "costs.json").write_text(json.dumps(dataclasses.asdict(space.costs(arch)), indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps({**metrics, **(meta or {})}, indent=2) + "\n")
+    write_text(out / "arch.json", arch.to_json(indent=2) + "\n")
+    write_json(out / "costs.json", dataclasses.asdict(space.costs(arch)))
+    write_json(out / "metrics.json", {**metrics, **(meta or {})})
     with ocp.StandardCheckpointer() as ckpt:
         ckpt.save(out / "checkpoint", nnx.to_pure_dict(nnx.state(model)), force=True)
         ckpt.wait_until_finished()
-    (out / "model.stablehlo").write_bytes(exported.serialize())
+    write_bytes(out / "model.stablehlo", exported.serialize())
     return metrics
-
-
-def load_model(folder: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """The exported model in `folder` as ``logits = model(images)`` (NHWC float32, any batch).
-
-    A quantized model's packed weights are dequantized by the serialized function itself.
-    """
-    folder = Path(folder).expanduser()
-    if not (folder / "model.stablehlo").exists():
-        raise ModelFolderError(
-            f'"{folder}" holds no exported model (model.stablehlo); give an --out folder of nasx export'
-        )
-    exported = jax.export.deserialize(bytearray((folder / "model.stablehlo").read_bytes()))
-    with np.load(folder / "weights.npz") as npz:
-        weights = [jnp.asarray(npz[f"w{i}"]) for i in range(len(npz.files))]
-
-    def model(images: np.ndarray) -> np.ndarray:
-        return np.asarray(exported.call(weights, jnp.asarray(images, jnp.float32)))
-
-    return model

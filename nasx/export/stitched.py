@@ -26,7 +26,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,6 +53,7 @@ from nasx.export.stitch_layers import (
     stitch_points,
 )
 from nasx.export.stitch_training import SegmentRunner, evaluate_configurations, padded, train_stitches
+from nasx.outputs import atomic, write_bytes, write_json, write_text
 from nasx.pareto import pareto_front
 from nasx.space import Arch, SearchSpace
 from nasx.supernet import Supernet, functional
@@ -243,6 +243,7 @@ def export_stitched(
         jax.ShapeDtypeStruct(shape, jnp.float32),
     )
     members, evaluated = [], []
+    (out / "family.json").unlink(missing_ok=True)  # written last: a family a kill interrupted has none
     for n, k in enumerate(kept):
         config = net.configurations[k]
         local = config if config.is_anchor else dataclasses.replace(config, stitch=renumber[config.stitch])
@@ -267,13 +268,11 @@ def export_stitched(
             "anchors": [net.archs[config.front].fingerprint, net.archs[config.back].fingerprint],
         }
         if config.is_anchor:
-            (folder / "arch.json").write_text(net.archs[config.front].to_json(indent=2) + "\n")
-        (folder / "configuration.json").write_text(json.dumps(described, indent=2) + "\n")
-        (folder / "costs.json").write_text(json.dumps(costs, indent=2) + "\n")
-        (folder / "metrics.json").write_text(
-            json.dumps({**metrics, "member": n, "configuration": config.name}, indent=2) + "\n"
-        )
-        (folder / "model.stablehlo").write_bytes(exported.serialize())
+            write_text(folder / "arch.json", net.archs[config.front].to_json(indent=2) + "\n")
+        write_json(folder / "configuration.json", described)
+        write_json(folder / "costs.json", costs)
+        write_json(folder / "metrics.json", {**metrics, "member": n, "configuration": config.name})
+        write_bytes(folder / "model.stablehlo", exported.serialize())
         members.append({"folder": str(folder.relative_to(out)), **described, "costs": costs, **metrics})
     for k, config in enumerate(net.configurations):
         evaluated.append(
@@ -285,7 +284,8 @@ def export_stitched(
             }
         )
     arrays = {f"w{i}": w for i, w in enumerate(weights)}
-    np.savez(out / "weights.npz", **arrays)
+    with atomic(out / "weights.npz") as f:
+        np.savez(f, **arrays)
     with ocp.StandardCheckpointer() as ckpt:
         ckpt.save(out / "checkpoint", arrays, force=True)
         ckpt.wait_until_finished()
@@ -312,5 +312,5 @@ def export_stitched(
         "weight_bytes": sum(w.nbytes for w in weights),
         **(meta or {}),
     }
-    (out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "family.json", manifest)
     return manifest

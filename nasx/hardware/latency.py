@@ -245,24 +245,30 @@ class LatencyTable:
             raise LatencyTableFormatError(
                 f"{where} has version {data.get('version')!r}; this nasx reads version {VERSION}: re-profile"
             )
-        try:
-            raw = dict(data["settings"])
-            raw["bits"] = tuple(int(b) for b in raw["bits"])
-            settings = ProfileSettings(**raw)
-            device, jax_version = str(data["device"]), str(data["jax_version"])
-            overhead = data.get("overhead_ms")
-            overhead = None if overhead is None else float(overhead)
-        except (KeyError, TypeError, ValueError) as e:
+        settings, device, jax_version, overhead = _header(data, str(path))
+        raw_entries = data.get("entries") or []
+        if not isinstance(raw_entries, list):
             raise LatencyTableFormatError(
-                f"{where}: malformed header ({type(e).__name__}: {e}); expected device, jax_version and "
-                "settings (space, resolution, batch, width_mult, bits, warmup, repeats)"
-            ) from None
+                f'{where}: "entries" is a {type(raw_entries).__name__}; expected a list (re-profile the table)'
+            )
         entries: dict[Block, float] = {}
         samples: dict[Block, tuple[float, ...]] = {}
-        for i, entry in enumerate(data.get("entries") or ()):
+        first: dict[Block, int] = {}
+        for i, entry in enumerate(raw_entries):
             block = _block(entry, f"{where}: entry {i}")
+            if block in first:
+                raise LatencyTableFormatError(
+                    f"{where}: entry {i} measures the same block as entry {first[block]} "
+                    f"({describe_block(block)}); keep one (re-profile the table)"
+                )
+            first[block] = i
             entries[block] = float(entry["latency_ms"])
             samples[block] = _samples(entry.get("samples_ms", []), f"{where}: entry {i}")
+        for key in ("calibration", "validation"):
+            if not isinstance(data.get(key), (dict, type(None))):
+                raise LatencyTableFormatError(
+                    f'{where}: "{key}" is {data.get(key)!r}; expected an object or null (re-profile the table)'
+                )
         return cls(
             settings,
             device,
@@ -274,6 +280,71 @@ class LatencyTable:
             data.get("validation"),
             str(path),
         )
+
+
+_SETTINGS_FIELDS: dict[str, tuple[type, float]] = {
+    "resolution": (int, 1),
+    "batch": (int, 1),
+    "warmup": (int, 0),
+    "repeats": (int, 1),
+}
+"""Integer settings and their least value."""
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _header(data: dict, path: str) -> tuple[ProfileSettings, str, str, float | None]:
+    """Settings, device, JAX version and overhead of the table read from `path`, each checked."""
+    where = f'latency table "{path}"'
+    raw = data.get("settings")
+    if not isinstance(raw, dict):
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: "settings" is {raw!r}; expected an object (space, resolution, batch, width_mult, '
+            "bits, warmup, repeats)"
+        )
+    raw = dict(raw)
+    for name, (kind, least) in _SETTINGS_FIELDS.items():
+        value = raw.get(name, getattr(ProfileSettings, name, None))
+        if type(value) is not kind or value < least:
+            raise LatencyTableFormatError(
+                f'{where}: malformed header: settings "{name}" is {value!r}; expected an integer >= {least:g} (re-profile the table)'
+            )
+    width = raw.get("width_mult", 1.0)
+    if not _finite(width) or width <= 0:
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: settings "width_mult" is {width!r}; expected a number > 0'
+        )
+    bits = raw.get("bits")
+    if not isinstance(bits, list) or not bits or not all(type(b) is int and b > 0 for b in bits):
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: settings "bits" is {bits!r}; expected a list of bit-widths'
+        )
+    if not isinstance(raw.get("space"), str):
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: settings "space" is {raw.get("space")!r}; expected a name'
+        )
+    raw["bits"] = tuple(bits)
+    try:
+        settings = ProfileSettings(**raw)
+    except (TypeError, ValueError) as e:
+        raise LatencyTableFormatError(
+            f"{where}: malformed settings ({e}); expected space, resolution, batch, width_mult, bits, "
+            "warmup, repeats and clock"
+        ) from None
+    device, jax_version = data.get("device"), data.get("jax_version")
+    if not isinstance(device, str) or not isinstance(jax_version, str):
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: "device" is {device!r} and "jax_version" {jax_version!r}; expected two strings'
+        )
+    overhead = data.get("overhead_ms")
+    if overhead is not None and not _finite(overhead):
+        raise LatencyTableFormatError(
+            f'{where}: malformed header: "overhead_ms" is {overhead!r}; expected a finite number or null (fit it again: '
+            f"{settings.command(path)} --calibrate N)"
+        )
+    return settings, device, jax_version, None if overhead is None else float(overhead)
 
 
 _FIELDS = {name: type(default) for name, default in Layer._field_defaults.items()} | {
@@ -312,10 +383,13 @@ def _layer(entry: object, where: str) -> Layer:
 
 
 def _samples(values: object, where: str) -> tuple[float, ...]:
-    if not isinstance(values, list) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    ):
-        raise LatencyTableFormatError(f'{where}: "samples_ms" is {values!r}; expected a list of numbers')
+    if not isinstance(values, list) or not all(_finite(v) and v >= 0 for v in values):
+        bad = (
+            values if not isinstance(values, list) else next(v for v in values if not (_finite(v) and v >= 0))
+        )
+        raise LatencyTableFormatError(
+            f'{where}: "samples_ms" holds {bad!r}; expected a list of finite numbers >= 0 (re-profile the table)'
+        )
     return tuple(float(v) for v in values)
 
 

@@ -13,16 +13,20 @@ results of the search comparison (`nasx.bench.nb201`)::
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import search_spaces
+from nasx import outputs
 from nasx.jobs.evaluators import EvaluatorSettings, build_evaluator
+from nasx.space import SearchSpace
 from search_spaces import make_space
+
+if TYPE_CHECKING:
+    from nasx.bench.nb201_table import Nb201Lookup, Nb201Table
 
 __all__ = [
     "DATASETS",
@@ -147,19 +151,36 @@ def benchmark_nb201(
     Raises:
       DatasetError: the table cannot be read or lacks the dataset's columns.
       UnknownEvaluatorError: an unknown proxy.
+      RunFolderError: `request.out` cannot be written or holds something else (checked before any
+        scoring); OutputBusyError: another process is writing it.
     """
-    from nasx.bench import nb201 as bench
     from nasx.bench.nb201_table import load_table
+
+    nb201 = search_spaces.nb201
+    table = load_table(request.table, request.dataset)  # DatasetError before any JAX work
+    space = make_space(f"nb201:{request.dataset}")
+    lookup = table.lookup(lambda text: nb201.from_string(text, space))
+    out = Path(request.out or f"runs/nb201-{request.dataset}-s{request.seed}")
+    with outputs.claim(out, "benchmark") as out:
+        return _benchmark(request, table, space, lookup, out, stage, on_note)
+
+
+def _benchmark(
+    request: Nb201Request,
+    table: Nb201Table,
+    space: SearchSpace,
+    lookup: Nb201Lookup,
+    out: Path,
+    stage: Stage,
+    on_note: Callable[[str], None] | None,
+) -> Nb201Benchmark:
+    from nasx.bench import nb201 as bench
     from nasx.bench.score_log import ProxyScoreLog
     from nasx.evaluators import PROXY_NAMES
     from solvers.evolution import AgingEvolution
     from solvers.random import RandomSearch
 
     nb201 = search_spaces.nb201
-    table = load_table(request.table, request.dataset)  # DatasetError before any JAX work
-    space = make_space(f"nb201:{request.dataset}")
-    lookup = table.lookup(lambda text: nb201.from_string(text, space))
-    out = Path(request.out or f"runs/nb201-{request.dataset}-s{request.seed}").expanduser().resolve()
     report: dict = {
         "run_dir": str(out),
         "table": str(table.path),
@@ -227,6 +248,5 @@ def benchmark_nb201(
             "results": [c.to_dict() for c in curves.values()],
             "reference": NB201_PAPER_REFERENCE if request.dataset == "cifar10" else None,
         }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    outputs.write_json(out / "report.json", report)
     return Nb201Benchmark(out, report, corr, curves)

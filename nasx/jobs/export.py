@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
+from nasx import outputs
 from nasx.errors import NasxError, UnsupportedSpaceError
 from nasx.report import Run, load_run
 from nasx.space import Arch
@@ -127,6 +128,8 @@ def export_front(
 
     Raises:
       ExportError: the run was not scored with a trained supernet, or its front is empty.
+      RunFolderError: the output folder cannot be written or holds something else (checked before
+        the supernet is loaded); OutputBusyError: another process is writing it.
       SortedFamilyError, StitchAnchorsError, UnsupportedSpaceError: the front or space cannot make
         the family asked for.
     """
@@ -136,7 +139,14 @@ def export_front(
     from nasx.jobs.trained import load_supernet
 
     if is_training_run(request.run_dir):
-        return _trained(request, on_member)
+        if request.kind != "standalone":
+            raise ExportError(
+                f'"{request.run_dir}" is one network trained from scratch; it ships as --family standalone, '
+                f"not {request.kind}"
+            )
+        out = Path(request.out or Path(request.run_dir) / "export")
+        with outputs.claim(out, "export") as out:
+            return _trained(request, out, on_member)
 
     run = load_run(request.run_dir)
     spec = run.config.get("evaluator", "")
@@ -145,34 +155,45 @@ def export_front(
             f'run "{run.path}" was scored with "{spec}", not a trained supernet, so it has no weights to export; '
             "train one (nasx train-supernet) and search with --evaluator supernet:DIR"
         )
-    network, supernet, params, meta, data = load_supernet(spec.partition(":")[2], run.config.get("space"))
-    front_path = run.path / "front.json"
-    front = json.loads(front_path.read_text()) if front_path.exists() else []
+    front = _front(run.path / "front.json")
     if not front:
         raise ExportError(f'run "{run.path}" has an empty Pareto front (front.json); nothing to export')
-    out = Path(request.out or run.path / "export").expanduser().resolve()
-    source = _Source(run, network, supernet, params, meta, data, front, out)
-    if request.kind == "sorted":
-        return _sorted(source, request, on_chain)
-    if request.kind == "stitched":
-        return _stitched(source, request)
-    return _standalone(source, request, on_member)
+    with outputs.claim(request.out or run.path / "export", "export") as out:
+        network, supernet, params, meta, data = load_supernet(spec.partition(":")[2], run.config.get("space"))
+        source = _Source(run, network, supernet, params, meta, data, front, out)
+        if request.kind == "sorted":
+            return _sorted(source, request, on_chain)
+        if request.kind == "stitched":
+            return _stitched(source, request)
+        return _standalone(source, request, on_member)
+
+
+def _front(path: Path) -> list[dict]:
+    """The entries of a run's ``front.json`` ([] if there is none)."""
+    if not path.exists():
+        return []
+    try:
+        front = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(
+            f'"{path}" does not read as JSON ({type(e).__name__}: {e}); rerun the search'
+        ) from None
+    if not isinstance(front, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("arch"), dict) for e in front
+    ):
+        raise ExportError(f'"{path}" is not a list of front entries (with "arch"); rerun the search')
+    return front
 
 
 def _trained(
-    request: ExportRequest, on_member: Callable[[int, int, Arch, Path], None] | None
+    request: ExportRequest, out: Path, on_member: Callable[[int, int, Arch, Path], None] | None
 ) -> ExportedFamily:
     """A network trained from scratch (`nasx train`) as a standalone model folder."""
     from nasx.export.standalone import save_model
     from nasx.jobs.fit import load_trained_network
 
-    if request.kind != "standalone":
-        raise ExportError(
-            f'"{request.run_dir}" is one network trained from scratch; it ships as --family standalone, '
-            f"not {request.kind}"
-        )
     network, data = load_trained_network(request.run_dir)
-    out = Path(request.out or network.folder / "export").expanduser().resolve()
+    (out / "family.json").unlink(missing_ok=True)  # written last: a killed export leaves none
     folder = out / f"01-{network.arch.fingerprint}"
     if on_member is not None:
         on_member(1, 1, network.arch, folder)
@@ -193,8 +214,7 @@ def _trained(
     )
     member = {"folder": str(folder), "fingerprint": network.arch.fingerprint, **metrics}
     manifest = {"family": "standalone", "members": [member]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    outputs.write_json(out / "family.json", manifest)
     return ExportedFamily(out, "standalone", [member], manifest)
 
 
@@ -205,6 +225,7 @@ def _standalone(
     from nasx.export.standalone import export_standalone
 
     rows = []
+    (source.out / "family.json").unlink(missing_ok=True)  # written last: a killed export leaves none
     count = min(request.top, len(source.front))
     for rank, entry in enumerate(source.front[: request.top], 1):
         arch = source.arch(entry)
@@ -227,7 +248,7 @@ def _standalone(
             {"folder": str(folder), "fingerprint": arch.fingerprint, **metrics, "search_entry": entry}
         )
     manifest = {"family": "standalone", "members": rows}
-    (source.out / "family.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    outputs.write_json(source.out / "family.json", manifest)
     return ExportedFamily(source.out, "standalone", rows, manifest)
 
 

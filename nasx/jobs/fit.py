@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
+from nasx import outputs
 from nasx.errors import ArchFormatError, NasxError, RunFolderError
 from nasx.space import Arch, SearchSpace
 from nasx.space_family import with_classes
@@ -201,17 +202,32 @@ def train_network(
     Raises:
       UnknownPresetError, ArchFormatError, UnknownSpaceError: an architecture that cannot be resolved.
       DatasetError: data that cannot be loaded.
-      RunFolderError: `out` holds another run (or nothing to resume).
+      RunFolderError: `out` cannot be written, holds something else or another run (or nothing
+        to resume); checked before any data is loaded.
+      OutputBusyError: another process is writing `out`.
       NonFiniteLossError: training diverged.
     """
+    if request.epochs is not None and request.steps is not None:
+        raise FitRequestError(f"epochs {request.epochs} and steps {request.steps}: give one, not both")
+    space, arch, origin = resolve_arch(request.arch, request.space)
+    with outputs.claim(request.out, "train", resume=request.resume) as out:
+        return _train(request, space, arch, origin, out, on_start, on_step)
+
+
+def _train(
+    request: FitRequest,
+    space: SearchSpace,
+    arch: Arch,
+    origin: str,
+    out: Path,
+    on_start: Callable[[FitStart], None] | None,
+    on_step: Callable[[int, dict[str, float]], None] | None,
+) -> TrainedNetwork:
     from nasx import data as datasets
     from nasx.fit import FitConfig, fit, model_accuracy, steps_for_epochs
     from nasx.jobs.recipes import recipe_for
     from nasx.supernet import count_params
 
-    if request.epochs is not None and request.steps is not None:
-        raise FitRequestError(f"epochs {request.epochs} and steps {request.steps}: give one, not both")
-    space, arch, origin = resolve_arch(request.arch, request.space)
     recipe = recipe_for(request.data)
     data = datasets.load(
         request.data, size=request.image_size, seed=request.seed, val_fraction=request.val_fraction
@@ -253,8 +269,6 @@ def train_network(
         "resolution": data.image_size,
         "val_fraction": request.val_fraction,
     }
-    out = Path(request.out).expanduser().resolve()
-    _check_folder(out, request.resume)
     if on_start is not None:
         on_start(
             FitStart(
@@ -288,24 +302,11 @@ def train_network(
         "train_seconds": round(result.seconds, 1),
         "images_per_s": round(sorted(images_per_s)[len(images_per_s) // 2], 1) if images_per_s else None,
     }
-    (out / "arch.json").write_text(
-        json.dumps({"space": space.name, "variant": space.variant, "arch": arch.to_dict()}, indent=2) + "\n"
+    outputs.write_json(
+        out / "arch.json", {"space": space.name, "variant": space.variant, "arch": arch.to_dict()}
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    outputs.write_json(out / "summary.json", summary)
     return TrainedNetwork(out, space, arch, result.model, summary)
-
-
-def _check_folder(out: Path, resume: bool) -> None:
-    """Before any work: `out` must be a new or empty folder, or (with `resume`) a run to continue."""
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f'--out "{out}" is a file; give a folder')
-    started = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
-    if started and not resume:
-        raise RunFolderError(f'"{out}" already holds a training run; add --resume or use another --out')
-    if resume and not started:
-        raise RunFolderError(f'"{out}" holds no training run to resume; drop --resume')
-    if not started and out.is_dir() and any(out.iterdir()):
-        raise RunFolderError(f'"{out}" is not empty and holds no nasx training run; use a new or empty --out')
 
 
 def is_training_run(folder: str | Path) -> bool:

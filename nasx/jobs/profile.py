@@ -27,7 +27,8 @@ import numpy as np
 import search_spaces
 from nasx.costs import Block
 from nasx.errors import UnknownSpaceError, UnsupportedSpaceError
-from nasx.hardware.latency import LatencyTable, ProfileSettings, attach
+from nasx.hardware.latency import LatencyTable, ProfileSettings, attach, load_table
+from nasx.outputs import claim_file
 from nasx.space import Arch, SearchSpace
 from nasx.space_family import BlockLatencySpace
 from search_spaces import make_space
@@ -197,6 +198,8 @@ def profile_space(request: ProfileRequest, observer: ProfileObserver | None = No
       UnknownSpaceError, UnsupportedSpaceError: see `latency_space`.
       LatencyTableMismatchError: the table at `request.out` was measured with other settings.
       ProfileClockError: the CPU clock asked for on an accelerator.
+      RunFolderError: `request.out` is a folder, or its folder cannot be written (checked first).
+      OutputBusyError: another process is writing the table.
     """
     from nasx.hardware.profile import profile_blocks
 
@@ -213,14 +216,17 @@ def profile_space(request: ProfileRequest, observer: ProfileObserver | None = No
         repeats=request.repeats,
         clock=request.clock,
     )
-    observer.blocks_started()
-    table = profile_blocks(
-        space, settings, request.out, rounds=request.rounds, seed=request.seed, on_entry=observer.block_timed
-    )
-    if request.calibrate and table.overhead_ms is None:
-        archs = _sample(space, request.calibrate, [request.seed, 7], set())
-        table = _measure(table, space, archs, rounds=request.rounds, seed=request.seed, observer=observer)
-        table.save()
+    with claim_file(request.out) as out:  # the table is saved (atomically) after every block
+        if out.exists():
+            load_table(out)  # a file that is not a latency table: its error before any progress
+        observer.blocks_started()
+        table = profile_blocks(
+            space, settings, out, rounds=request.rounds, seed=request.seed, on_entry=observer.block_timed
+        )
+        if request.calibrate and table.overhead_ms is None:
+            archs = _sample(space, request.calibrate, [request.seed, 7], set())
+            table = _measure(table, space, archs, rounds=request.rounds, seed=request.seed, observer=observer)
+            table.save()
     return table
 
 
@@ -230,7 +236,8 @@ def validate_table(
     """Predicted against measured latency of `request.n` random whole subnets of `table`'s space.
 
     `request.calibrate` other subnets are timed in the same rounds and the overhead re-fitted on
-    them (0: the table's stored overhead). The table, with the validation, is saved in place.
+    them (0: the table's stored overhead). The table, with the validation, is saved in place
+    (atomically; `OutputBusyError` if another process is writing it).
     """
     observer = observer or ProfileObserver()
     settings = table.settings
@@ -240,14 +247,15 @@ def validate_table(
     calibration = _sample(space, request.calibrate, [request.seed, 7], set())
     exclude = {a.fingerprint for a in calibration} | set((table.calibration or {}).get("fingerprints", ()))
     archs = _sample(space, request.n, [request.seed, 8], exclude)
-    table, report = _measure(
-        table,
-        space,
-        archs,
-        rounds=request.rounds,
-        seed=request.seed,
-        observer=observer,
-        calibration=calibration,
-    )
-    table.save()
+    with claim_file(table.path, flag="--validate"):
+        table, report = _measure(
+            table,
+            space,
+            archs,
+            rounds=request.rounds,
+            seed=request.seed,
+            observer=observer,
+            calibration=calibration,
+        )
+        table.save()
     return TableValidation(table, report, archs)

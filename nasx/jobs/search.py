@@ -27,9 +27,10 @@ from typing import Any, Literal
 import numpy as np
 
 import search_spaces
-from nasx import run_folder
+from nasx import outputs, run_folder
 from nasx.budget import Budget, parse_budget, sample_admitted
-from nasx.errors import NasxError, RunFolderError
+from nasx.errors import NasxError, RunFolderError, UnknownEvaluatorError, UnsupportedSpaceError
+from nasx.evaluators import ANALYTIC_NAMES, PROXY_NAMES
 from nasx.hardware.latency import LatencyTable, attach
 from nasx.jobs.cluster import RaySettings, search_on_ray
 from nasx.jobs.evaluators import BuiltEvaluator, EvaluatorSettings, build_evaluator, default_rho
@@ -38,7 +39,7 @@ from nasx.jobs.strategies import STRATEGIES, build_strategy, check_strategy, res
 from nasx.runlog import Evaluation
 from nasx.search import Objective, SearchResult, SearchRun, search
 from nasx.space import SearchSpace
-from nasx.space_family import QuantizedSpace
+from nasx.space_family import BlockPricedSpace, QuantizedSpace, StagePricedSpace
 from solvers.fill import Filled
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "SearchEvent",
     "CompletedSearch",
     "SearchFailedError",
+    "SearchPlan",
+    "check_search",
     "run_search",
 ]
 
@@ -185,27 +188,40 @@ class CompletedSearch:
         return Path(self.summary["run_dir"])
 
 
-def run_search(
-    request: SearchRequest,
-    *,
-    on_batch: Callable[[int, list[Evaluation]], None] | None = None,
-    on_event: Callable[[SearchEvent], None] | None = None,
-) -> CompletedSearch:
-    """Run the search `request` describes into its run folder.
+@dataclass(frozen=True)
+class SearchPlan:
+    """A `SearchRequest` checked by `check_search`, with everything resolved but the evaluator.
 
-    Args:
-      request: what to search, how, and where to write it.
-      on_batch: called after each batch with the number done and the batch's evaluations.
-      on_event: called at each stage (`SearchEvent`); by default the event is logged.
+    Attributes:
+      request: the request, its latency table loaded and resolution and bits defaulted from it.
+      space: the searched space.
+      budget: the budget.
+      rho: DeepMAD's effectiveness bound (the family's unless given).
+      evaluator: the evaluator spec (the family's default unless given; ``entropy`` for ``mp``).
+      objectives: the objectives, resolved against the evaluator's score names.
+      folder: the run folder (checked, not yet created).
+    """
+
+    request: SearchRequest
+    space: SearchSpace
+    budget: Budget
+    rho: float
+    evaluator: str
+    objectives: tuple[Objective, ...]
+    folder: Path
+
+
+def check_search(request: SearchRequest) -> SearchPlan:
+    """Everything about `request` that can be checked without building the evaluator or writing:
+    strategy, latency table, space, budget (an architecture meets it), evaluator spec, objectives
+    and the run folder. Cheap (no evaluator built, no data loaded, nothing compiled or written):
+    `nasx.jobs.sweep` checks every trial with it before Ray starts one.
 
     Raises:
-      RunFolderError: the folder holds another run (and `resume` is off), or a resumed run's
-        configuration differs.
-      SearchFailedError: no architecture was scored successfully.
-      NasxError: any other invalid request (unknown space, evaluator, objective, strategy; a
-        budget no architecture meets).
+      NasxError: what `run_search` would raise on the request before its first evaluation
+        (unknown strategy, space, evaluator or objective; a budget nothing meets; a run folder
+        that cannot be used as asked).
     """
-    notify = on_event or (lambda event: log.info("%s", event.message))
     check_strategy(request.strategy)
     table, resolution, bits = table_settings(
         request.latency_table, request.latency, request.resolution, request.bits
@@ -218,17 +234,86 @@ def run_search(
     if request.resume and not request.out:
         raise RunFolderError("--resume needs --out RUN_DIR, the folder of the run to continue")
     folder = run_folder.run_dir(request.out, request.space, budget, request.strategy, request.seed)
-    run_folder.check_fresh(folder, request.resume)
+    outputs.check(folder, "search", resume=request.resume)
     # fail fast on a budget nothing meets (and on costs the space cannot measure)
     sample_admitted(space, budget, np.random.default_rng(request.seed), 1, resolution=resolution)
+    if request.strategy == "mp":
+        if not isinstance(space, StagePricedSpace | BlockPricedSpace):  # what solvers.mp formulates
+            raise UnsupportedSpaceError(
+                f'strategy "mp" (DeepMAD\'s program) needs a stage-structured space (resnet, mobilenet), '
+                f'not "{space.name}"; use --strategy evolution'
+            )
+        return SearchPlan(request, space, budget, rho, "entropy", (Objective("entropy"),), folder)
+    spec = request.evaluator or search_spaces.family(space.name).default_evaluator
+    settings = dataclasses.replace(request.evaluator_settings(), rho=rho)
+    objectives = resolve_objectives(request.objectives, request.strategy, _score_names(spec, space, settings))
+    return SearchPlan(request, space, budget, rho, spec, objectives, folder)
+
+
+def _score_names(spec: str, space: SearchSpace, settings: EvaluatorSettings) -> tuple[str, ...]:
+    """The score names of the evaluator `spec` on `space`, checked without building it: where the
+    spec is wrong, `build_evaluator` is called, as it raises before it builds anything."""
+    if spec.startswith("supernet:"):
+        return ("acc",)  # `_space` has read the checkpoint
+    if spec.startswith("train:"):
+        steps = spec.partition(":")[2]
+        if not (steps.isdigit() and int(steps) >= 1):
+            build_evaluator(spec, space, settings)  # raises UnknownEvaluatorError
+        return ("acc",)
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    if not names or any(n not in PROXY_NAMES + ANALYTIC_NAMES for n in names):
+        build_evaluator(spec, space, settings)  # raises UnknownEvaluatorError
+        raise UnknownEvaluatorError(f'unknown evaluator "{spec}"')  # not reached
+    closed = [n for n in names if n in ANALYTIC_NAMES]
+    if closed:  # analytic scores only: cheap, and checks that the space has them (entropy)
+        build_evaluator(",".join(closed), space, settings)
+    return names
+
+
+def run_search(
+    request: SearchRequest,
+    *,
+    on_batch: Callable[[int, list[Evaluation]], None] | None = None,
+    on_event: Callable[[SearchEvent], None] | None = None,
+) -> CompletedSearch:
+    """Run the search `request` describes into its run folder.
+
+    The request is checked first (`check_search`); the run folder is then locked until the search
+    ends (`nasx.outputs.claim`: a second process writing it is refused).
+
+    Args:
+      request: what to search, how, and where to write it.
+      on_batch: called after each batch with the number done and the batch's evaluations.
+      on_event: called at each stage (`SearchEvent`); by default the event is logged.
+
+    Raises:
+      RunFolderError: the folder cannot be written, holds something else or another run (and
+        `resume` is off), holds no run to resume, or a resumed run's configuration differs.
+      OutputBusyError: another process is writing the folder.
+      SearchFailedError: no architecture was scored successfully.
+      NasxError: any other invalid request (unknown space, evaluator, objective, strategy; a
+        budget no architecture meets).
+    """
+    notify = on_event or (lambda event: log.info("%s", event.message))
+    plan = check_search(request)
+    with outputs.claim(plan.folder, "search", resume=plan.request.resume) as folder:
+        return _search(plan, folder, notify, on_batch)
+
+
+def _search(
+    plan: SearchPlan,
+    folder: Path,
+    notify: Callable[[SearchEvent], None],
+    on_batch: Callable[[int, list[Evaluation]], None] | None,
+) -> CompletedSearch:
+    request, space, budget, spec = plan.request, plan.space, plan.budget, plan.evaluator
     t0 = time.perf_counter()
     if request.strategy == "mp":
-        return _search_mp(request, space, budget, rho, folder, notify, t0)
+        return _search_mp(request, space, budget, plan.rho, folder, notify, t0)
     family = search_spaces.family(space.name)
-    spec = request.evaluator or family.default_evaluator
     event = SearchEvent("preparing", space, budget, request.strategy, spec, request.evaluations)
     notify(event)
-    settings = dataclasses.replace(request.evaluator_settings(), rho=rho)
+    settings = dataclasses.replace(request.evaluator_settings(), rho=plan.rho)
     evaluator = build_evaluator(spec, space, settings)
     objectives = resolve_objectives(request.objectives, request.strategy, evaluator.names)
     strategy = build_strategy(
@@ -241,8 +326,7 @@ def run_search(
     )
     fill = family.macro_choices if len(objectives) == 1 else ()
     if fill:  # one objective: every cell is scaled to use the budget (a Pareto search keeps N, F free)
-        strategy = Filled(strategy, space, budget, fill, resolution)
-    folder.mkdir(parents=True, exist_ok=True)
+        strategy = Filled(strategy, space, budget, fill, request.resolution)
     config = _config(request, space, budget, spec, evaluator, fill, objectives)
     run_folder.check_config(folder, config, request.resume)
     run_folder.write_config(folder, config)
@@ -259,7 +343,7 @@ def run_search(
         batch_size=request.batch_size,
         seed=request.seed,
         budget=budget,
-        resolution=resolution,
+        resolution=request.resolution,
         run_dir=folder,
         resume=request.resume,
         on_batch=on_batch,
@@ -328,7 +412,6 @@ def _search_mp(
 
     notify(SearchEvent("solving", space, budget, "mp", "entropy"))
     solved = solve(space, budget, rho_max=rho, resolution=request.resolution, time_limit_s=request.time_limit)
-    folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "space": space.name,
         "variant": space.variant,

@@ -17,7 +17,6 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from nasx.budget import Budget, parse_budget
 from nasx.hardware.latency import LatencyTable, attach
 from nasx.jobs.evaluators import default_rho
 from nasx.jobs.latency import table_settings
+from nasx.outputs import claim_file, write_json
 from nasx.space import SearchSpace
 from search_spaces import make_space
 
@@ -88,7 +88,19 @@ class Solution:
 
 
 def solve(request: SolveRequest) -> Solution:
-    """Solve DeepMAD's program for `request`; write `request.out` if given."""
+    """Solve DeepMAD's program for `request`; write `request.out` if given (checked and locked
+    before solving, written whole: `nasx.outputs.claim_file`).
+
+    Raises:
+      RunFolderError: `request.out` is a folder or cannot be written.
+    """
+    if not request.out:
+        return _solve(request, None)
+    with claim_file(request.out, example="solution.json") as out:
+        return _solve(request, out)
+
+
+def _solve(request: SolveRequest, out: Path | None) -> Solution:
     from solvers.mp import deepmad_score, effectiveness  # PuLP: only when solving
     from solvers.mp import solve as solve_program
 
@@ -117,7 +129,7 @@ def solve(request: SolveRequest) -> Solution:
         "gap": result.gap,
         "solve_s": result.solve_s,
     }
-    if request.out:
-        Path(request.out).write_text(json.dumps(summary, indent=2) + "\n")
+    if out is not None:
+        write_json(out, summary)
     rescored = deepmad_score(space, arch, resolution=resolution)
     return Solution(summary, result, space, budget, rho, rescored)

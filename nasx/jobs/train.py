@@ -16,13 +16,13 @@ recipe (`nasx.jobs.recipes`) and natural size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import search_spaces
+from nasx import outputs
 from nasx.jobs.fit import FitRequestError
 from nasx.space import Arch, SearchSpace
 from search_spaces import training_space
@@ -130,8 +130,23 @@ def train_supernet(
     Raises:
       UnknownSpaceError: an unknown space or variant, or a width multiplier the family lacks.
       DatasetError: data that cannot be loaded or does not fit the space.
-      RunFolderError: `out` holds another run (or nothing to resume).
+      RunFolderError: `out` cannot be written, holds something else or another run (or nothing
+        to resume); checked before any data is loaded.
+      OutputBusyError: another process is writing `out`.
     """
+    if request.epochs is not None and request.steps is not None:
+        raise FitRequestError(f"epochs {request.epochs} and steps {request.steps}: give one, not both")
+    training_space(request.space, bits=request.bits, num_classes=10, width_mult=request.width_mult)
+    with outputs.claim(request.out, "train-supernet", resume=request.resume) as out:
+        return _train(request, out, on_start, on_step)
+
+
+def _train(
+    request: TrainRequest,
+    out: Path,
+    on_start: Callable[[TrainingStart], None] | None,
+    on_step: Callable[[int, dict[str, float]], None] | None,
+) -> TrainedRun:
     from nasx import data as datasets
     from nasx.devices import DATA, local_mesh
     from nasx.evaluate import accuracy
@@ -141,10 +156,7 @@ def train_supernet(
     from nasx.supernet import build, count_params, functional
     from nasx.train import TrainConfig, train
 
-    if request.epochs is not None and request.steps is not None:
-        raise FitRequestError(f"epochs {request.epochs} and steps {request.steps}: give one, not both")
     family = search_spaces.family(request.space)
-    training_space(request.space, bits=request.bits, num_classes=10, width_mult=request.width_mult)
     data = datasets.load(
         request.data, size=request.image_size, seed=request.seed, val_fraction=request.val_fraction
     )
@@ -187,7 +199,6 @@ def train_supernet(
         "num_classes": data.num_classes,
         "resolution": data.image_size,
     }
-    out = Path(request.out).expanduser().resolve()
     mesh = local_mesh(DATA, request.devices)  # data-parallel over the local devices
     if on_start is not None:
         on_start(
@@ -226,5 +237,5 @@ def train_supernet(
         "accuracy_note": "val: held out from the training images; test: the dataset's test split",
         "archs": {name: a.to_dict() for name, a in archs.items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    outputs.write_json(out / "summary.json", summary)
     return TrainedRun(out, space, result.step, archs, val_accuracy, test_accuracy, summary)

@@ -33,6 +33,62 @@ def _checkpoint_folder(path: str) -> Path:
     return folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
 
 
+def _missing(path: str) -> UnknownEvaluatorError:
+    return UnknownEvaluatorError(
+        f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
+    )
+
+
+_META_FIELDS: dict[str, tuple[type, ...]] = {
+    "space": (str,),
+    "variant": (str,),
+    "num_classes": (int,),
+    "data": (str,),
+    "resolution": (int,),
+    "config": (dict,),
+}
+"""Metadata every supernet checkpoint holds (written by `nasx.jobs.train`), with its JSON types."""
+
+
+def _check_meta(meta: dict, folder: Path, step: int) -> dict:
+    """`meta` if it describes a supernet nasx can rebuild; else one line naming the key."""
+    from nasx.checkpoint import CheckpointDamagedError
+
+    where = f'checkpoint "{folder}" step {step}'
+    for key, kinds in _META_FIELDS.items():
+        value = meta.get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise CheckpointDamagedError(
+                f"{where}: metadata {key}={value!r}; expected a {kinds[0].__name__}: it is not a "
+                "supernet checkpoint of nasx train-supernet, or its metadata was edited"
+            )
+    bits, width = meta.get("bits"), meta.get("width_mult")
+    if bits is not None and not (
+        isinstance(bits, list) and bits and all(isinstance(b, int) and not isinstance(b, bool) for b in bits)
+    ):
+        raise CheckpointDamagedError(f"{where}: metadata bits={bits!r}; expected a list of bit-widths")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0):
+        raise CheckpointDamagedError(f"{where}: metadata width_mult={width!r}; expected a number > 0")
+    if meta["num_classes"] < 1 or meta["resolution"] < 1:
+        raise CheckpointDamagedError(
+            f"{where}: metadata num_classes={meta['num_classes']}, resolution={meta['resolution']}; "
+            "expected positive integers"
+        )
+    return meta
+
+
+def _train_config(meta: dict, folder: Path, step: int) -> Any:
+    from nasx.checkpoint import CheckpointDamagedError
+    from nasx.train import TrainConfig
+
+    try:
+        return TrainConfig(**meta["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointDamagedError(
+            f'checkpoint "{folder}" step {step}: metadata config is not a training configuration ({e})'
+        ) from None
+
+
 def _network_of(
     meta: dict, path: str, family: str | None, bits: tuple[int, ...] | None = None
 ) -> SearchSpace:
@@ -49,26 +105,37 @@ def _network_of(
     )
 
 
+def _read_meta(path: str, folder: Path) -> tuple[int, dict]:
+    """(step, metadata) of the latest checkpoint whose metadata reads, checked."""
+    from nasx.checkpoint import CheckpointDamagedError, Checkpointer, CheckpointError
+
+    try:
+        with Checkpointer(folder) as ckpt:
+            step, meta = ckpt.read_meta()
+    except CheckpointDamagedError:
+        raise
+    except CheckpointError as e:
+        raise UnknownEvaluatorError(f'supernet checkpoint "{path}": {e}') from None
+    return step, _check_meta(meta, folder, step)
+
+
 def checkpoint_space(path: str, space_spec: str, bits: tuple[int, ...] | None = None) -> SearchSpace:
     """The space a search with ``--evaluator supernet:CKPT`` runs over: the checkpoint's network.
 
     Its subnets are what the evaluator scores and what `nasx export` ships, so their costs (and the
     budget) are that network's (its variant, width and bits), not those of the full-width space
     ``--space`` names. Costs apply at the space's deployment resolution, as in the exported models'
-    costs.json, whatever the image size the supernet trained at."""
-    from nasx.checkpoint import Checkpointer, CheckpointError
+    costs.json, whatever the image size the supernet trained at.
 
+    Raises:
+      UnknownEvaluatorError: no checkpoint at `path`, or one of another space or variant.
+      CheckpointDamagedError: no step of the checkpoint has readable, well-formed metadata.
+    """
     make_space(space_spec)  # an unknown space or variant is named as such
     folder = _checkpoint_folder(path)
     if not folder.is_dir():
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
-        )
-    try:
-        with Checkpointer(folder) as ckpt:
-            meta = ckpt.meta()
-    except CheckpointError as e:
-        raise UnknownEvaluatorError(f'supernet checkpoint "{path}": {e}') from None
+        raise _missing(path)
+    _, meta = _read_meta(path, folder)
     family, _, variant = space_spec.partition(":")
     if variant and variant != meta.get("variant"):
         raise UnknownEvaluatorError(
@@ -79,25 +146,36 @@ def checkpoint_space(path: str, space_spec: str, bits: tuple[int, ...] | None = 
 
 
 def load_supernet(path: str, family: str | None = None) -> TrainedSupernet:
-    """The network, weights, metadata and data of a `nasx train-supernet` folder."""
+    """The network, weights, metadata and data of a `nasx train-supernet` folder.
+
+    The latest checkpoint is read; if it is damaged, the newest intact earlier one (with a warning).
+
+    Raises:
+      UnknownEvaluatorError: no checkpoint at `path`, or one of another space than `family`.
+      CheckpointDamagedError: no step of the checkpoint can be read.
+    """
     from nasx import data as datasets
-    from nasx.checkpoint import Checkpointer
+    from nasx.checkpoint import CheckpointDamagedError, Checkpointer
     from nasx.supernet import build, functional
-    from nasx.train import TrainConfig, optimizer
+    from nasx.train import optimizer
 
     folder = _checkpoint_folder(path)
     if not folder.is_dir():
-        raise UnknownEvaluatorError(
-            f'supernet checkpoint "{path}" does not exist; give the --out folder of nasx train-supernet'
-        )
+        raise _missing(path)
+    meta_step, meta = _read_meta(path, folder)
+    network = _network_of(meta, path, family)
+    supernet = build(search_spaces.family(meta["space"]).supernet(), network, seed=0)
+    _, params, _ = functional(supernet)
+    config = _train_config(meta, folder, meta_step)
+    like = {"params": params, "opt_state": optimizer(config).init(params)}
     with Checkpointer(folder) as ckpt:
-        meta = ckpt.meta()
-        network = _network_of(meta, path, family)
-        supernet = build(search_spaces.family(meta["space"]).supernet(), network, seed=0)
-        _, params, _ = functional(supernet)
-        config = TrainConfig(**meta["config"])
-        like = {"params": params, "opt_state": optimizer(config).init(params)}
-        step, state, _ = ckpt.restore(like)
+        # from the step whose metadata was read down: the network is that step's
+        step, state, restored = ckpt.restore(like, below=meta_step)
+    if restored != meta:
+        raise CheckpointDamagedError(
+            f'checkpoint "{folder}": step {step} holds another network than step {meta_step} '
+            "(its metadata differs); keep the steps of one run only in a checkpoint folder"
+        )
     data = datasets.load(meta["data"], size=meta["resolution"], seed=meta["config"].get("seed", 0))
     return TrainedSupernet(
         network, supernet, state["params"], {**meta, "step": step, "folder": str(folder)}, data

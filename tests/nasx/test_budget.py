@@ -50,6 +50,10 @@ def test_accepts(text: str, expected: Budget) -> None:
         ("1M-flops,2M-flops", "flops is given twice"),
         ("1M-flops,,2M-params", "empty part between commas"),
         ("", "empty"),
+        ("1e400M-flops", 'flops limit "1e400M" is not a finite number'),
+        ("1e400ms-latency", 'latency limit "1e400ms" is not a finite number'),
+        ("0.4-layers", 'layers limit "0.4" is below 1 layers'),
+        ("0.1-params", 'params limit "0.1" is below 1 params'),
     ],
 )
 def test_rejects_with_a_message_naming_the_part(text: str, message: str) -> None:

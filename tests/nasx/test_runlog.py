@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nasx.runlog import Evaluation, RunLog, read_runlog
+from nasx.runlog import Evaluation, RunLog, RunLogError, read_runlog
 from nasx.space import Arch
 
 
@@ -53,5 +53,5 @@ def test_torn_last_line_is_dropped(tmp_path: Path) -> None:
 def test_corruption_before_the_end_raises(tmp_path: Path) -> None:
     path = tmp_path / "runlog.jsonl"
     path.write_text("garbage\n" + json.dumps(_evaluation(0).to_dict()) + "\n")
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(RunLogError, match=f'run log "{path}" line 1: not JSON'):
         read_runlog(path)

@@ -13,6 +13,8 @@ import pytest
 
 from nasx.cli import build_parser
 from nasx.cli._args import (
+    SEED_MAX,
+    anchor_count,
     fraction,
     nonnegative_float,
     nonnegative_int,
@@ -26,7 +28,8 @@ from nasx.cli._args import (
 BAD = {
     positive_int: ("0", "-5", "abc", "2.5"),
     nonnegative_int: ("-1", "x"),
-    seed_int: ("-1", "one"),
+    seed_int: ("-1", "one", str(SEED_MAX + 1)),
+    anchor_count: ("1", "5", "x"),
     population_size: ("1", "0"),
     positive_float: ("0", "-1", "nan", "inf", "x"),
     nonnegative_float: ("-0.1", "nan", "inf", "x"),
@@ -37,6 +40,7 @@ GOOD = {
     positive_int: "1",
     nonnegative_int: "0",
     seed_int: "0",
+    anchor_count: "2",
     population_size: "2",
     positive_float: "0.5",
     nonnegative_float: "0",

@@ -148,7 +148,7 @@ def test_bare_train_supernet_on_28px_data_trains_the_28px_variant(cli, tmp_path:
     write_mnist(tmp_path / "idx", n_train=40, n_test=12)
     out = tmp_path / "run"
     argv = ["train-supernet", "--space", "resnet", "--data", f"mnist:{tmp_path / 'idx'}", "--out", str(out)]
-    code, stdout, err = cli(*argv, "--steps", "2", "--batch-size", "8", "--archs-per-step", "2", "--json")
+    code, _, err = cli(*argv, "--steps", "2", "--batch-size", "8", "--archs-per-step", "2", "--json")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["space"], summary["variant"], summary["resolution"]) == ("resnet", "small", 28)

@@ -22,9 +22,10 @@ from flax import nnx
 from nasx.data import load
 from nasx.evaluate import calibrate, calibration_images
 from nasx.export.finetune import FinetuneStepsError, finetune
+from nasx.export.load import load_model
 from nasx.export.packing import CodeRangeError, PackedBitsError, pack_codes, packed_nbytes, unpack_codes
 from nasx.export.quantized import PACKED_LAYOUT, UNIT_VAR, is_quantized, load_packed
-from nasx.export.standalone import export_standalone, load_model
+from nasx.export.standalone import export_standalone
 from nasx.nn.layers import BatchNorm
 from nasx.supernet import functional
 from search_spaces.mobilenet.spec import MobileNetSpace, Skeleton, Stage
