@@ -187,7 +187,9 @@ class Study:
 
     def budgets(self) -> dict[str, Budget]:
         """``{"tiny": Budget, "small": ..., "medium": ...}`` (`Settings.budgets`)."""
-        return {name: parse_budget(text) for name, text in zip(BUDGET_NAMES, self.settings.budgets, strict=True)}
+        return {
+            name: parse_budget(text) for name, text in zip(BUDGET_NAMES, self.settings.budgets, strict=True)
+        }
 
     def fit_config(self, epochs: float):
         """The dataset's recipe for `epochs`, as `nasx.jobs.fit.train_network` builds it."""
@@ -245,7 +247,11 @@ class Study:
         return [{**rows[t.name], **(t.extra or {})} for t in tasks]
 
     def _task_macs(self, task: Task) -> int:
-        return self.costs(Arch(task.arch), task.space).macs if task.arch is not None else self._baseline_costs(task).macs
+        return (
+            self.costs(Arch(task.arch), task.space).macs
+            if task.arch is not None
+            else self._baseline_costs(task).macs
+        )
 
     def _baseline_costs(self, task: Task) -> Costs:
         px = self.settings.image_size
@@ -452,7 +458,9 @@ class Study:
             points = ((e, mobilenet_v2_point(mbv2, budget, px, e)) for e in expands if e <= 6)
             expand, arch = next(((e, a) for e, a in points if a is not None), (None, None))
             if arch is None:
-                missing.append(f"no MobileNetV2-style point of {self.settings.baseline_space} fits {budget} ({name})")
+                missing.append(
+                    f"no MobileNetV2-style point of {self.settings.baseline_space} fits {budget} ({name})"
+                )
                 self.log(f"  {missing[-1]}")
             else:
                 if expand != 6:
@@ -581,7 +589,9 @@ class Study:
             out[kind] = {"folder": str(folder), "members": members}
         unique = spread(list({t.name: t for t in alone}.values()), s.twins, self._task_macs)
         if len(unique) < len({t.name for t in alone}):
-            self.log(f"  {len(unique)} of {len({t.name for t in alone})} members also trained alone (spread over MACs)")
+            self.log(
+                f"  {len(unique)} of {len({t.name for t in alone})} members also trained alone (spread over MACs)"
+            )
         trained |= {r["fingerprint"]: r for r in self.train_all(unique)}
         for kind, family in out.items():
             for row in family["members"]:
