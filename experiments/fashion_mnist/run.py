@@ -54,7 +54,8 @@ at full size (23M MACs). Hence (estimated minutes with the machine to itself):
   point of mobilenet:small is below 2.7M MACs, so tiny has the ResNet-20 and the found network;
 * supernet: 1 epoch, 3 subnets a step (sandwich: largest, smallest, one random) [12];
 * searches: 24 evaluations each, population 8 [12];
-* ``E`` = 3 epochs for the 3 found, 5 baseline and up to 6 family networks [50 + 10];
+* ``E`` = 3 epochs for the 3 found, 5 baseline and up to 3 family networks (the smallest, middle
+  and largest member not trained already) [50 + 10];
 * ``E_r`` = 0.5 epoch for 20 random and the 3 found networks, after scoring them with the
   supernet [15]: enough to rank architectures, not to converge them;
 * families: 100 steps of sorted fine-tuning and of stitch training, 2 anchors [5].
@@ -99,7 +100,7 @@ FULL = Settings(
     finetune=100,
     stitch_steps=100,
     anchors=2,
-    twins=6,
+    twins=3,
     workers=2,
     notes={"numbers": _NUMBERS},
 )
