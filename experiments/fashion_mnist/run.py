@@ -1,6 +1,7 @@
 """Fashion-MNIST: do nasx's searched networks beat hand-designed ones on real data?
 
-Command (from the repository root; about 1 h 45 min on this machine's 2 cores)::
+Command (from the repository root; it took 2 h 15 min on this machine's 2 cores, shared with other
+jobs most of the time; see results/timings.json)::
 
     python experiments/fashion_mnist/run.py [--out DIR] [--quick]
 
