@@ -30,6 +30,7 @@ from report import write_report
 from nasx.budget import Budget, parse_budget
 from nasx.costs import Costs
 from nasx.errors import NasxError
+from nasx.outputs import write_json  # whole or not at all: a kill never leaves half a result
 from nasx.space import Arch, SearchSpace
 
 __all__ = [
@@ -115,12 +116,6 @@ class Task(NamedTuple):
 
 
 # --- small helpers --------------------------------------------------------------------------------
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    tmp.replace(path)  # a kill never leaves a half-written result that a rerun would trust
 
 
 def _read_json(path: Path) -> Any:
@@ -285,7 +280,7 @@ class Study:
             costs = self._baseline_costs(task)
             row = self._train_module(folder, self._baseline_model(task), task.epochs, resume)
         row = {"name": task.name, "kind": task.kind, "macs": costs.macs, **row, "epochs": task.epochs}
-        _write_json(folder / "row.json", row)
+        write_json(folder / "row.json", row)
         self.log(
             f"  {task.name:<24} {_millions(row['macs']):>7} MACs {row['params']:>9,} params  "
             f"val {row['val']:.4f}  test {row['test']:.4f}  ({row['train_seconds']:.0f} s)"
@@ -709,9 +704,9 @@ def run(settings: Settings, out: Path, log: Callable[[str], None] = _print) -> d
         result = getattr(study, stage)()
         seconds = time.perf_counter() - t0
         if stage != "report":
-            _write_json(target, result)
+            write_json(target, result)
         timings[stage] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-        _write_json(timings_file, timings)
+        write_json(timings_file, timings)
         ran[stage] = seconds
         log(f"[{stage}] {seconds / 60:.1f} min")
     total = sum(t["seconds"] for t in timings.values())
