@@ -37,6 +37,7 @@ __all__ = [
     "shard_batch",
     "BatchSplitError",
     "DeviceCountError",
+    "memory_available",
 ]
 
 ARCHS = "archs"
@@ -120,3 +121,23 @@ def over_devices(
         return jax.tree.map(lambda a: a[:n], out) if pad else out
 
     return call
+
+
+def memory_available(device: jax.Device) -> int | None:
+    """Bytes a program on `device` can still allocate: the accelerator's free memory
+    (``memory_stats``), or on CPU the host's ``MemAvailable`` (Linux); ``None`` if unknown."""
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # not every backend reports
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -7,6 +7,7 @@ and what is accepted, e.g. ``budget "600Q-flops": unknown unit "Q"; use K, M, G 
 from __future__ import annotations
 
 __all__ = [
+    "StepTooLargeError",
     "NasxError",
     "InvalidArchError",
     "ArchFormatError",
@@ -92,6 +93,10 @@ class UnknownObjectiveError(NasxError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class StepTooLargeError(NasxError, MemoryError):
+    """A compiled train step needs more memory than the device has free (checked before it runs)."""
 
 
 class NonFiniteLossError(NasxError, ArithmeticError):

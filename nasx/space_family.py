@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from nasx.costs import Block, Costs
@@ -145,10 +145,9 @@ class SpaceFamily:
       variants: the family's variants (skeletons); the first is the default.
       presets: preset name -> `Preset` (each knows its space and variant).
       supernet: loader of the supernet class (imports JAX only when called).
-      training_variant: the small-image variant supernets train on and proxies run on.
-      variant_for_px: image side -> the variant a supernet trains on by default for data of that
-        size, where it differs from `training_variant` (``{28: "small"}``: a variant sized for 28 px
-        images on a CPU, for Fashion-MNIST and MNIST).
+      training_variant: the small-image variant proxies run on (its choices are the family's).
+      supernet_variant: the variant ``nasx train-supernet`` trains when the spec names none,
+        sized so that its supernet trains in minutes on a CPU (``None``: `training_variant`).
       default_evaluator: what the bare ``nasx search`` scores with (see the README for why).
       doc: one line for ``nasx spaces``.
       default_rho: DeepMAD's effectiveness bound rho0, for families the MP solver formulates.
@@ -168,7 +167,7 @@ class SpaceFamily:
     supernet: Callable[[], type]
     training_variant: str
     default_evaluator: str
-    variant_for_px: Mapping[int, str] = field(default_factory=dict)
+    supernet_variant: str | None = None
     doc: str = ""
     default_rho: float | None = None
     macro_choices: tuple[str, ...] = ()

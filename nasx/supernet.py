@@ -32,6 +32,7 @@ from flax import nnx
 
 from nasx.errors import NasxError
 from nasx.nn.layers import BatchNorm, BatchNormContext, Conv
+from nasx.nn.stack import Stack
 from nasx.space import Arch, SearchSpace
 
 __all__ = [
@@ -156,7 +157,7 @@ Apply = Callable[[nnx.State, jax.Array, jax.Array, Stats | None], tuple[jax.Arra
 
 
 def functional(
-    supernet: Supernet, *, canonical_conv_grads: bool = False
+    supernet: Supernet, *, canonical_conv_grads: bool = False, scan_stacks: bool = False
 ) -> tuple[nnx.GraphDef, nnx.State, Apply]:
     """Split a supernet into (graphdef, params) and a pure ``apply``.
 
@@ -169,7 +170,9 @@ def functional(
     ``canonical_grads`` set (`supernet` itself is left as it is; the params are the same): on
     XLA:CPU its reverse-mode gradients run 5-10x faster inside switches and loop bodies, and
     forward-mode autodiff (`jax.jvp`) can no longer pass it. For reverse-mode users only
-    (`nasx.proxies.Proxy.forward_mode`).
+    (`nasx.proxies.Proxy.forward_mode`). With ``scan_stacks`` as well, its `nasx.nn.Stack` s
+    scan on CPU too (``Stack.scan_on_cpu``): one compiled layer instead of n, which training
+    wants and activation proxies (top-level ReLUs only) do not.
     """
     graphdef, params = nnx.split(supernet)
     if canonical_conv_grads:
@@ -177,6 +180,8 @@ def functional(
         for _, node in nnx.iter_graph(copy):
             if isinstance(node, Conv):
                 node.canonical_grads = True
+            elif isinstance(node, Stack) and scan_stacks:
+                node.scan_on_cpu = True
         graphdef = nnx.split(copy)[0]
 
     def apply(

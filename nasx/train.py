@@ -36,8 +36,8 @@ from jax.sharding import Mesh
 
 from nasx.checkpoint import Checkpointer
 from nasx.data import Dataset, augment, batch_indices
-from nasx.devices import replicate, shard_batch
-from nasx.errors import NonFiniteLossError, RunFolderError
+from nasx.devices import memory_available, replicate, shard_batch
+from nasx.errors import NonFiniteLossError, RunFolderError, StepTooLargeError
 from nasx.outputs import write_text
 from nasx.sampling import RULES, draw, extreme
 from nasx.space import SearchSpace
@@ -52,6 +52,7 @@ __all__ = [
     "trim_metrics",
     "run_steps",
     "make_step",
+    "compile_checked",
     "train",
 ]
 
@@ -171,6 +172,35 @@ def make_step(
         return optax.apply_updates(params, updates), opt_state, metrics
 
     return step
+
+
+def compile_checked(step: Callable, args: tuple, *, shrink: str) -> Callable:
+    """`step` (jitted) compiled for `args`, refused before it runs if XLA's account of its memory
+    (arguments, outputs, temporaries) exceeds what the device has free (`memory_available`;
+    emulated CPU devices share the host's memory, so their needs add up).
+
+    Raises:
+      StepTooLargeError: naming both amounts and `shrink`, what to lower.
+    """
+    compiled = step.lower(*args).compile()
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # not every backend reports
+        m = None
+    if m is None:
+        return compiled
+    need = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+    devices = {d for leaf in jax.tree.leaves(args) if isinstance(leaf, jax.Array) for d in leaf.devices()}
+    device = min(devices, key=lambda d: d.id) if devices else jax.devices()[0]
+    if device.platform == "cpu":
+        need *= len(devices) or 1
+    free = memory_available(device)
+    if free is not None and need > free:
+        raise StepTooLargeError(
+            f"the train step needs {need / 2**30:.1f} GiB of memory and {device.platform} has "
+            f"{free / 2**30:.1f} GiB free; lower {shrink}"
+        )
+    return compiled
 
 
 def _metrics_path(out_dir: Path) -> Path:
@@ -297,7 +327,8 @@ def train(
       NonFiniteLossError: the loss became NaN or infinite (lower the learning rate).
     """
     space: SearchSpace = supernet.space
-    _, params, apply = functional(supernet)
+    # reverse mode only: canonical convolution gradients, repeated layers scanned (compiled once)
+    _, params, apply = functional(supernet, canonical_conv_grads=True, scan_stacks=True)
     tx = optimizer(config)
     opt_state = tx.init(params)
     if mesh is not None:
@@ -310,6 +341,7 @@ def train(
         {w: extreme(space, w) for w in ("largest", "smallest")} if config.sampling == "sandwich" else None
     )
     base_key = jax.random.key(config.seed)
+    compiled: list[Callable] = []  # the step compiled for the first batch (all have its shapes)
 
     def advance(state: dict, step: int) -> tuple[dict, dict[str, float]]:
         rng = np.random.default_rng([config.seed, step])
@@ -319,10 +351,15 @@ def train(
         x, y = jnp.asarray(data.x_train[index]), jnp.asarray(data.y_train[index])
         if mesh is not None:
             x, y = shard_batch((x, y), mesh)
+        args = (state["params"], state["opt_state"], encoded, x, y, jax.random.fold_in(base_key, step))
+        if not compiled:
+            shrink = (
+                f"--batch-size ({config.batch_size}), --archs-per-step ({config.archs_per_step}) "
+                "or --image-size"
+            )
+            compiled.append(compile_checked(step_fn, args, shrink=shrink))
         t0 = time.perf_counter()
-        params, opt_state, metrics = step_fn(
-            state["params"], state["opt_state"], encoded, x, y, jax.random.fold_in(base_key, step)
-        )
+        params, opt_state, metrics = compiled[0](*args)
         record = {k: float(v) for k, v in metrics.items()}
         record["images_per_s"] = len(index) * len(archs) / (time.perf_counter() - t0)
         return {"params": params, "opt_state": opt_state}, record

@@ -85,12 +85,11 @@ def training_space(
     bits: tuple[int, ...] | None,
     num_classes: int,
     width_mult: float | None,
-    image_size: int | None = None,
 ) -> SearchSpace:
-    """The space a supernet trains on: the variant `spec` names, else the family's variant for
-    `image_size` px data (`SpaceFamily.variant_for_px`), else its small-image `training_variant`."""
+    """The space a supernet trains on: the variant `spec` names, else the family's CPU-sized
+    `SpaceFamily.supernet_variant`, else its small-image `training_variant`."""
     fam = family(spec)
-    variant = spec.partition(":")[2] or fam.variant_for_px.get(image_size, fam.training_variant)
+    variant = spec.partition(":")[2] or fam.supernet_variant or fam.training_variant
     kwargs: dict = {}
     if width_mult is not None:
         if not fam.width_mult:

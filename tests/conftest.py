@@ -57,7 +57,7 @@ def nb201_csv() -> Path:
 _TINY_TRAIN = [
     "train-supernet",
     "--space",
-    "mobilenet",
+    "mobilenet:cifar",
     "--width-mult",
     "0.25",
     "--bits",

@@ -89,6 +89,23 @@ seed_int = _at_least(
     "A random seed: NumPy's generators take no negative one, JAX's keys no huge one.",
     maximum=SEED_MAX,
 )
+RESOLUTION_RANGE = (8, 4096)
+"""Input sides a network is costed or built at: below 8 px every space's strides leave nothing."""
+resolution_px = _at_least(
+    "resolution_px",
+    RESOLUTION_RANGE[0],
+    f"an input side from {RESOLUTION_RANGE[0]} to {RESOLUTION_RANGE[1]} px",
+    "An input side in px (``--resolution``, ``--image-size``).",
+    maximum=RESOLUTION_RANGE[1],
+)
+SAMPLE_MAX = 1_000_000
+sample_count = _at_least(
+    "sample_count",
+    1,
+    f"a count from 1 to {SAMPLE_MAX:,}",
+    "How many architectures to draw (``nasx sample -n``): each is printed, so not unbounded.",
+    maximum=SAMPLE_MAX,
+)
 population_size = _at_least(
     "population_size",
     2,

@@ -17,7 +17,8 @@ from nasx.cli._args import (
     emit_json,
     load_latency_table,
     parse_bits,
-    positive_int,
+    resolution_px,
+    sample_count,
     seed_int,
     with_latency,
 )
@@ -178,7 +179,7 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument("--space", help=spaces_help + "; optional with a preset")
     p.add_argument("--arch", required=True, help="preset name, JSON file, inline JSON, or NB201 arch string")
     p.add_argument(
-        "--resolution", type=positive_int, help="input side in px (default: the space's deployment size)"
+        "--resolution", type=resolution_px, help="input side in px (default: the space's deployment size)"
     )
     p.add_argument("--json", action="store_true", help="print JSON (keys macs, params, weight_bytes, ...)")
     add_latency_argument(p)
@@ -187,10 +188,10 @@ def add_parsers(sub, spaces_help: str) -> None:
     p = sub.add_parser("sample", help="random valid architectures within a budget, one JSON per line")
     p.add_argument("--space", required=True, help=spaces_help)
     p.add_argument("--budget", type=budget_arg, help="e.g. 600M-flops or 600M-flops,5M-params")
-    p.add_argument("-n", type=positive_int, default=1, help="how many distinct architectures (default 1)")
+    p.add_argument("-n", type=sample_count, default=1, help="how many distinct architectures (default 1)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument(
-        "--resolution", type=positive_int, help="px at which the budget applies (default: deployment size)"
+        "--resolution", type=resolution_px, help="px at which the budget applies (default: deployment size)"
     )
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
     p.add_argument("--json", action="store_true", help="print one JSON object with costs")

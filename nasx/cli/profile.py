@@ -22,6 +22,7 @@ from nasx.cli._args import (
     parse_bits,
     positive_float,
     positive_int,
+    resolution_px,
     seed_int,
 )
 from nasx.costs import Block
@@ -189,7 +190,7 @@ def add_parsers(sub, spaces_help: str) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", metavar="LUT.json", help="table to write (resumed if it exists)")
     what.add_argument("--validate", metavar="LUT.json", help="validate this table on random whole subnets")
-    p.add_argument("--resolution", type=positive_int, help="input side in px (default: the space's)")
+    p.add_argument("--resolution", type=resolution_px, help="input side in px (default: the space's)")
     p.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to measure (default 32)")
     p.add_argument(

@@ -20,6 +20,7 @@ from nasx.cli._args import (
     population_size,
     positive_float,
     positive_int,
+    resolution_px,
     seed_int,
 )
 from nasx.evaluators.names import ANALYTIC_NAMES, PROXY_NAMES
@@ -261,7 +262,7 @@ def add_parsers(sub, spaces_help: str) -> None:
         help="weight bit-widths to search, e.g. 4,8,16,32 (default 32: proxies cannot judge quantization; "
         "with supernet:CKPT, the checkpoint's)",
     )
-    p.add_argument("--resolution", type=positive_int, help="px at which costs apply (default: the space's)")
+    p.add_argument("--resolution", type=resolution_px, help="px at which costs apply (default: the space's)")
     p.add_argument("--data", default="digits", help="images for proxies and train:STEPS: " + DATA_HELP)
     p.add_argument(
         "--proxy-batch",
@@ -316,7 +317,7 @@ def add_parsers(sub, spaces_help: str) -> None:
         help="effectiveness bound rho0 (default 0.3 for resnet, 0.5 for mobilenet)",
     )
     p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from (default: 32 only)")
-    p.add_argument("--resolution", type=positive_int, help="input side in px (default: the space's)")
+    p.add_argument("--resolution", type=resolution_px, help="input side in px (default: the space's)")
     p.add_argument(
         "--time-limit", type=positive_float, default=60.0, help="solver time limit in s (default 60)"
     )

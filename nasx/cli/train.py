@@ -18,6 +18,7 @@ from nasx.cli._args import (
     parse_bits,
     positive_float,
     positive_int,
+    resolution_px,
     seed_int,
 )
 from nasx.jobs.fit import FitRequest, FitStart, train_network
@@ -189,8 +190,8 @@ def add_parsers(sub, spaces_help: str) -> None:
         "--space",
         required=True,
         help=spaces_help
-        + "; default variant: small (28 px, sized for a CPU) for 28 px data such as fashion-mnist"
-        " in mobilenet and resnet, else cifar (nb201: cifar10)",
+        + "; default variant: small (sized for a CPU) in mobilenet and resnet, cifar in nasnet, "
+        "cifar10 in nb201; name one for another (e.g. mobilenet:cifar, the full-width CIFAR layout)",
     )
     p.add_argument("--data", default="digits", help=DATA_HELP)
     length = p.add_mutually_exclusive_group()
@@ -229,12 +230,16 @@ def add_parsers(sub, spaces_help: str) -> None:
         help="share of the training images held out for validation, which searches score on (default 0.1)",
     )
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
-    p.add_argument("--bits", type=parse_bits, help="weight bit-widths to choose from, e.g. 32 or 4,8,16,32")
+    p.add_argument(
+        "--bits",
+        type=parse_bits,
+        help="weight bit-widths to choose from, e.g. 32 (float only) or 4,8,16,32 (default: the space's)",
+    )
     p.add_argument(
         "--width-mult", type=positive_float, help="scale the fixed widths of the skeleton (mobilenet)"
     )
     p.add_argument(
-        "--image-size", type=positive_int, help="train and test at this many px (default: the data's own)"
+        "--image-size", type=resolution_px, help="train and test at this many px (default: the data's own)"
     )
     p.add_argument(
         "--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints (default 100)"
@@ -271,7 +276,7 @@ def add_parsers(sub, spaces_help: str) -> None:
     p.add_argument("--weight-decay", type=nonnegative_float, help="L2 weight decay (default 5e-4)")
     p.add_argument("--label-smoothing", type=fraction, help="label smoothing (default 0.1)")
     p.add_argument(
-        "--image-size", type=positive_int, help="train and test at this many px (default: the data's own)"
+        "--image-size", type=resolution_px, help="train and test at this many px (default: the data's own)"
     )
     p.add_argument(
         "--val-fraction",

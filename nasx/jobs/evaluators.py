@@ -97,7 +97,12 @@ def build_evaluator(spec: str, space: SearchSpace, settings: EvaluatorSettings) 
         return _supernet_evaluator(spec.partition(":")[2], space, settings)
     if spec.startswith("train:"):
         return _training_evaluator(spec, space, settings)
-    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    parts = [n.strip() for n in spec.split(",")]
+    if len(parts) > 1 and not all(parts):
+        raise UnknownEvaluatorError(
+            f'evaluator "{spec}" has an empty name between commas; e.g. synflow,params'
+        )
+    names = tuple(n for n in parts if n)
     unknown = [n for n in names if n not in PROXY_NAMES + ANALYTIC_NAMES]
     if unknown or not names:
         raise UnknownEvaluatorError(

@@ -35,8 +35,8 @@ class TrainRequest:
     """What to train, on what, for how long (the flags of ``nasx train-supernet``).
 
     Attributes:
-      space: ``FAMILY`` or ``FAMILY:VARIANT``; unless one is named, the family's variant for the
-        data's px (`search_spaces.training_space`: ``small`` for 28 px data in mobilenet and resnet).
+      space: ``FAMILY`` or ``FAMILY:VARIANT``; unless one is named, the family's CPU-sized
+        `SpaceFamily.supernet_variant` (``small`` in mobilenet and resnet).
       out: the run folder (checkpoints, ``metrics.jsonl``, ``summary.json``).
       data: a dataset spec (`nasx.data.load`): ``digits`` (embedded), ``fashion-mnist``, ...
       steps, epochs: how long (at most one; default: the dataset's recipe, `nasx.jobs.recipes`).
@@ -165,7 +165,6 @@ def _train(
         bits=request.bits,
         num_classes=data.num_classes,
         width_mult=request.width_mult,
-        image_size=data.image_size,
     )
     recipe = recipe_for(request.data)
     batch = request.batch_size or recipe.supernet_batch_size

@@ -29,6 +29,11 @@ class TrainedSupernet(NamedTuple):
 
 
 def _checkpoint_folder(path: str) -> Path:
+    if not path.strip():
+        raise UnknownEvaluatorError(
+            'evaluator "supernet:" names no checkpoint; give the folder of a nasx train-supernet run, '
+            "e.g. supernet:runs/mb"
+        )
     folder = Path(path).expanduser().resolve()
     return folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
 

@@ -41,6 +41,9 @@ class Stack(nnx.Module):
         states = [nnx.split(layer)[1] for layer in layers]
         self.layers = nnx.merge(graphdef, jax.tree.map(_stack, *states))
         self.n = len(layers)
+        self.scan_on_cpu = False
+        """Scan on CPU too: set by `nasx.supernet.functional` with canonical convolution gradients,
+        which remove the reason to unroll there (see `scan`)."""
 
     def __len__(self) -> int:
         return self.n
@@ -70,14 +73,17 @@ class Stack(nnx.Module):
 
         With ``unroll=False`` the layers run in ``lax.scan`` (the body compiles once); with
         ``unroll=True`` in a Python loop over static slices (the same numbers). The default
-        unrolls on CPU, where XLA runs convolution weight-gradients inside a loop about 20x
-        slower than unrolled (benchmarks/supernet.py), and scans on GPU/TPU.
+        scans on GPU/TPU, and on CPU only with `scan_on_cpu`: XLA:CPU runs convolution gradients
+        inside a loop body 5-10x slower than at the top level (`nasx.nn.cpu_conv`) unless the
+        convolutions give canonical gradients (``Conv.canonical_grads``). Scanned, the NB201
+        supernet's train step compiles in 15 s instead of minutes (benchmarks/compile.py); unrolled,
+        activation proxies (naswot, zen) see every ReLU at the top level of the program.
 
         Statistics recorded by layer i go to ``ctx.recorded[key][i]``; given statistics are
         read from ``ctx.given[key][i]``. `fn` must return a carry of the same structure.
         """
         if unroll is None:
-            unroll = jax.default_backend() == "cpu"
+            unroll = jax.default_backend() == "cpu" and not self.scan_on_cpu
         graphdef, state = nnx.split(self.layers)
         given = None if ctx.given is None else {k: ctx.given[k] for k in self.batchnorm_keys()}
 

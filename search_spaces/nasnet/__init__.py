@@ -29,6 +29,7 @@ FAMILY = SpaceFamily(
     presets=PRESETS,
     supernet=_supernet,
     training_variant="cifar",
+    supernet_variant="small",  # ENAS's 5 ops, N <= 2, F <= 32: the 13-op supernet does not compile on a CPU
     # the analytic parameter count: the supernet with all 13 candidate ops takes minutes to build
     # and compile on a CPU, and on NB201 params ranks cells as well as the best zero-cost proxies
     default_evaluator="params",

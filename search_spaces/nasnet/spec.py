@@ -85,6 +85,8 @@ __all__ = [
     "FILTERS",
     "Skeleton",
     "SKELETONS",
+    "ENAS_OPS",
+    "VARIANT_CHOICES",
     "NasnetSpace",
     "space",
     "CellSlot",
@@ -168,8 +170,24 @@ SKELETONS: dict[str, Skeleton] = {
     ),
     # cifar_config() + build_nasnet_cifar (default_image_size 32), CIFAR-10.
     "cifar": Skeleton("cifar", 32, 10, "cifar", 3.0, False, reference=f"{_TF_SLIM} cifar_config"),
+    # the CIFAR skeleton with the smaller choices of `VARIANT_CHOICES`: a supernet a CPU compiles
+    "small": Skeleton(
+        "small", 32, 10, "cifar", 3.0, False, reference=f"{_TF_SLIM} cifar_config; ENAS's 5 ops"
+    ),
 }
-"""Variant table: every row has the same choices, so an architecture transfers between them."""
+"""Variant table. The rows but ``small`` have the same choices, so an architecture transfers
+between them; ``small``'s cells are cells of the others."""
+ENAS_OPS = ("identity", "avg_pool_3x3", "max_pool_3x3", "sep_conv_3x3", "sep_conv_5x5")
+"""The 5 ops of ENAS's cell space (Pham et al. 2018, Sec. 2.3), a subset of `OPS`."""
+VARIANT_CHOICES: dict[str, dict] = {
+    "small": {"ops": ENAS_OPS, "depths": (1,), "filters": (8, 12, 16), "num_blocks": 3}
+}
+"""Variants whose choices differ from the default ones. ``small`` is the supernet ``nasx
+train-supernet --space nasnet`` trains by default, sized for a CPU: every op of every block input
+runs at the largest width, and the 13-op supernet's train step did not compile here in 15 minutes
+even at N=1, F=16 (1,601 convolutions, 49 MB of StableHLO); ENAS's 5 ops with 5 blocks at N=1
+still took over 4.5 minutes (743 convolutions), and with 3 blocks at F <= 32 compiled in 129 s but
+asked for 31 GB at 64 images x 4 subnets. 3 blocks at N=1, F <= 16: see benchmarks/compile.py."""
 
 
 @final
@@ -316,7 +334,7 @@ def space(skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32))
         raise UnknownSpaceError(
             f'nasnet: unknown skeleton "{skeleton}"; expected one of {", ".join(SKELETONS)}'
         )
-    return NasnetSpace(skeleton=SKELETONS[skeleton], bits=tuple(bits))
+    return NasnetSpace(skeleton=SKELETONS[skeleton], bits=tuple(bits), **VARIANT_CHOICES.get(skeleton, {}))
 
 
 # --- reading an architecture -----------------------------------------------------------------

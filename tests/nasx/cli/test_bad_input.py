@@ -42,6 +42,7 @@ TABLES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     ],
     "cost": [
         ("--resolution 0", ("--resolution", "0")),
+        ("--resolution 1", ("--resolution", "1", "from 8 to 4096")),
         ("--resolution=-224", ("--resolution", "-224")),
         ("--resolution 1.5", ("--resolution", "1.5")),
         ("--resolution abc", ("--resolution", "abc")),
@@ -52,6 +53,7 @@ TABLES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("-n 0", ("-n", "0")),
         ("-n=-3", ("-n", "-3")),
         ("-n x", ("-n", "x")),
+        ("-n 100000000000", ("-n", "100000000000", "1,000,000")),
         ("--seed=-1", ("--seed", "-1")),
         ("--seed abc", ("--seed", "abc")),
         ("--seed 18446744073709551616", ("--seed", "18446744073709551616")),
@@ -144,6 +146,8 @@ TABLES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("--objectives speed", ('"speed"',)),
         ("--evaluator train:0", ("train:0",)),
         ("--evaluator train:abc", ("train:abc",)),
+        ("--evaluator params,,macs", ("params,,macs", "empty name")),
+        ("--evaluator supernet:", ('"supernet:"', "names no checkpoint")),
         ("--strategy annealing", ("--strategy", "annealing")),
     ],
     "solve": [

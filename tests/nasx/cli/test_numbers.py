@@ -22,6 +22,8 @@ from nasx.cli._args import (
     population_size,
     positive_float,
     positive_int,
+    resolution_px,
+    sample_count,
     seed_int,
 )
 
@@ -31,6 +33,8 @@ BAD = {
     seed_int: ("-1", "one", str(SEED_MAX + 1)),
     anchor_count: ("1", "5", "x"),
     population_size: ("1", "0"),
+    resolution_px: ("0", "1", "7", "4097", "x"),
+    sample_count: ("0", "1000001", "1e11", "x"),
     positive_float: ("0", "-1", "nan", "inf", "x"),
     nonnegative_float: ("-0.1", "nan", "inf", "x"),
     fraction: ("1", "-0.1", "nan", "x"),
@@ -42,6 +46,8 @@ GOOD = {
     seed_int: "0",
     anchor_count: "2",
     population_size: "2",
+    resolution_px: "8",
+    sample_count: "1000000",
     positive_float: "0.5",
     nonnegative_float: "0",
     fraction: "0",

@@ -140,9 +140,9 @@ def test_train_bad_input_is_one_line(cli, tmp_path: Path, extra: list[str], mess
     assert code == 2 and err.startswith("nasx: error:") and message in err and len(err.splitlines()) == 1, err
 
 
-def test_bare_train_supernet_on_28px_data_trains_the_28px_variant(cli, tmp_path: Path) -> None:
-    """`--space resnet` with MNIST-format data (28 px) and no variant: resnet:small, not the
-    32 px CIFAR layout, is what trains (the checkpoint's meta and the summary say so)."""
+def test_bare_train_supernet_trains_the_cpu_sized_variant(cli, tmp_path: Path) -> None:
+    """`--space resnet` with MNIST-format data and no variant: resnet:small, not the full-width
+    CIFAR layout, is what trains (the checkpoint's meta and the summary say so)."""
     from tests.nasx.data.test_datasets import write_mnist
 
     write_mnist(tmp_path / "idx", n_train=40, n_test=12)
@@ -152,3 +152,21 @@ def test_bare_train_supernet_on_28px_data_trains_the_28px_variant(cli, tmp_path:
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["space"], summary["variant"], summary["resolution"]) == ("resnet", "small", 28)
+
+
+def test_a_train_step_larger_than_free_memory_is_refused_before_it_runs(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    """XLA's own account of the compiled step (`nasx.train.compile_checked`) against the free
+    memory, here made 1 MiB: one line naming both and the flags to lower; no step ran."""
+    import nasx.train
+
+    monkeypatch.setattr(nasx.train, "memory_available", lambda device: 2**20)
+    out = tmp_path / "run"
+    code, _, err = cli(
+        "train-supernet", "--space", "resnet", "--image-size", "8", "--steps", "2", "--out", str(out)
+    )
+    last = err.strip().splitlines()[-1]  # after the line saying what trains
+    assert code == 2 and last.startswith("nasx: error: the train step needs") and "Traceback" not in err, err
+    assert "GiB of memory" in err and "0.0 GiB free" in err and "--batch-size (64)" in err, err
+    assert not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -239,12 +240,31 @@ def _input_pairs(block: int) -> list[tuple[int, int]]:
 
 
 def test_skeletons_share_choices_and_transfer() -> None:
-    choices = {k: [(c.name, c.options, c.default) for c in nasnet.space(k).choices] for k in nasnet.SKELETONS}
+    full = [k for k in nasnet.SKELETONS if k not in nasnet.VARIANT_CHOICES]
+    choices = {k: [(c.name, c.options, c.default) for c in nasnet.space(k).choices] for k in full}
     assert all(v == choices["imagenet"] for v in choices.values())
     assert {nasnet.space(k).resolution for k in nasnet.SKELETONS} == {224, 331, 32}
     assert nasnet.space("cifar").variant == "cifar" and nasnet.space("cifar").num_classes == 10
-    for k in nasnet.SKELETONS:
+    for k in full:
         assert nasnet.space(k).validate(MOBILE) == MOBILE
+
+
+def test_the_small_variant_is_the_cifar_network_on_enas_ops() -> None:
+    """`small`'s cells are NASNet cells of ENAS's 5 ops; an architecture of it costs the same as
+    the same architecture in the full CIFAR space (same skeleton, same network)."""
+    small, cifar = nasnet.space("small", bits=(32,)), nasnet.space("cifar", bits=(32,))
+    assert (small.ops, small.depths, small.filters, small.num_blocks) == (
+        nasnet.ENAS_OPS,
+        (1,),
+        (8, 12, 16),
+        3,
+    )
+    assert set(nasnet.ENAS_OPS) <= set(nasnet.OPS) and small.resolution == cifar.resolution == 32
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        arch = small.sample(rng)
+        same = dataclasses.replace(cifar, num_blocks=3, depths=(1, 2), filters=(8, 12, 16))
+        assert same.costs(same.validate(arch)) == small.costs(arch)
 
 
 def test_costs_across_skeletons_and_resolutions() -> None:
