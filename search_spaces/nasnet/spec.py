@@ -180,7 +180,7 @@ between them; ``small``'s cells are cells of the others."""
 ENAS_OPS = ("identity", "avg_pool_3x3", "max_pool_3x3", "sep_conv_3x3", "sep_conv_5x5")
 """The 5 ops of ENAS's cell space (Pham et al. 2018, Sec. 2.3), a subset of `OPS`."""
 VARIANT_CHOICES: dict[str, dict] = {
-    "small": {"ops": ENAS_OPS, "depths": (1,), "filters": (8, 12, 16), "num_blocks": 3}
+    "small": {"ops": ENAS_OPS, "depths": (1,), "filters": (8, 12, 16), "num_blocks": 3, "bits": (32,)}
 }
 """Variants whose choices differ from the default ones. ``small`` is the supernet ``nasx
 train-supernet --space nasnet`` trains by default, sized for a CPU: every op of every block input
@@ -328,13 +328,21 @@ class NasnetSpace(AbstractSearchSpace):
         )
 
 
-def space(skeleton: str = "imagenet", *, bits: tuple[int, ...] = (4, 8, 16, 32)) -> NasnetSpace:
-    """The NASNet space on one skeleton of `SKELETONS`; ``bits=(32,)`` drops quantization."""
+def space(skeleton: str = "imagenet", *, bits: tuple[int, ...] | None = None) -> NasnetSpace:
+    """The NASNet space on one skeleton of `SKELETONS`; ``bits=(32,)`` drops quantization.
+
+    Default bits: (4, 8, 16, 32), and float (32,) for ``small``: with weight bits as a choice every
+    subnet of a step has its own fake-quantized weights, which XLA:CPU convolves as a grouped
+    convolution; ``small``'s train step then outgrew this 24 GB machine (killed by the kernel at
+    15.8 GiB resident, other jobs running; float: 15.4 GiB of temporaries, benchmarks/compile.py).
+    """
     if skeleton not in SKELETONS:
         raise UnknownSpaceError(
             f'nasnet: unknown skeleton "{skeleton}"; expected one of {", ".join(SKELETONS)}'
         )
-    return NasnetSpace(skeleton=SKELETONS[skeleton], bits=tuple(bits), **VARIANT_CHOICES.get(skeleton, {}))
+    choices = dict(VARIANT_CHOICES.get(skeleton, {}))
+    default_bits = choices.pop("bits", (4, 8, 16, 32))
+    return NasnetSpace(skeleton=SKELETONS[skeleton], bits=tuple(bits or default_bits), **choices)
 
 
 # --- reading an architecture -----------------------------------------------------------------
