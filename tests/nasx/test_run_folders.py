@@ -316,3 +316,33 @@ def test_kill_9_during_benchmark_nb201_then_the_rerun_completes_from_the_score_l
     lines = scores.read_text().splitlines()
     cells = [json.loads(line)["cell"] for line in lines]
     assert len(cells) == len(set(cells)) == 8  # the killed run's scores kept, none computed twice
+
+
+def test_kill_9_during_profile_leaves_a_whole_table_and_the_rerun_resumes_it(cli, tmp_path: Path) -> None:
+    """`nasx profile --out` saves its table atomically after every block and resumes it: a kill -9
+    mid-run leaves a table that parses (no half-written file), and the rerun completes it, keeping
+    the blocks measured before the kill."""
+    from nasx.hardware.latency import LatencyTable
+
+    table = tmp_path / "table.json"
+    argv = [*COMMANDS["profile"], "--out", str(table)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nasx.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 300
+    while not table.exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "profile saved no block in 5 minutes"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "profile finished before the kill"
+    before = LatencyTable.from_json(json.loads(table.read_text())).entries  # whole, not torn
+
+    code, _, err = cli(*argv)
+    assert code == 0, err
+    after = LatencyTable.from_json(json.loads(table.read_text())).entries
+    assert len(after) > len(before) and all(after[b] == ms for b, ms in before.items())
+    assert not (tmp_path / ".table.json.lock").exists()
