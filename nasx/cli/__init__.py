@@ -53,13 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Warnings(logging.Handler):
-    """The library's warnings (logger ``nasx``) as ``nasx: warning: ...`` lines on the current stderr."""
+    """The library's warnings (logger ``nasx``) as ``nasx: warning: ...`` lines on the current
+    stderr, each message once per command (a damaged checkpoint read twice warns once)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
+        self._said: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"nasx: warning: {record.getMessage()}", file=sys.stderr)
+        message = record.getMessage()
+        if message not in self._said:
+            self._said.add(message)
+            print(f"nasx: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -463,6 +463,16 @@ def test_supernet_with_a_damaged_latest_step_loads_the_previous(
     assert any("step 200 is damaged" in r.getMessage() for r in caplog.records)
 
 
+def test_search_on_a_damaged_supernet_warns_once(damaged_supernet, cli) -> None:
+    """The checkpoint is read twice (the space, then the weights); the fallback is said once."""
+    out = damaged_supernet(200)
+    search = ["search", "--space", "mobilenet:cifar", "--budget", "100M-flops", "--evaluations", "2"]
+    code, _, err = cli(*search, "--evaluator", f"supernet:{out}", "--out", str(out / "search"))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("nasx: warning:")]
+    assert len([w for w in warnings if "step 200 is damaged" in w]) == 1, err
+
+
 def test_supernet_with_every_step_damaged_is_one_line(damaged_supernet, tiny_train_argv, cli) -> None:
     out = damaged_supernet(100, 200)
     search = ["search", "--space", "mobilenet:cifar", "--budget", "100M-flops", "--evaluations", "2"]
