@@ -182,7 +182,7 @@ def add_parsers(sub, spaces_help: str) -> None:
     p = sub.add_parser(
         "train-supernet",
         help="train a weight-sharing supernet (one compile for every subnet) and checkpoint it",
-        description="Trains the space's supernet on its small-image variant. Defaults (epochs, batch, "
+        description="Trains the space's supernet on its CPU-sized variant (see --space). Defaults (epochs, batch, "
         "learning rate, image size) fit the dataset. Output: DIR/checkpoints "
         "(Orbax), DIR/metrics.jsonl, DIR/summary.json.",
     )
